@@ -1,0 +1,99 @@
+//! A registered fd of the epoll driver, and how it runs operations.
+
+use std::any::Any;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use runtime_core::{Direction, OpCode, Source};
+
+use crate::attempt::{attempt, EpollOpState};
+use crate::driver::{current, Inner};
+use crate::readiness::{Readiness, ScheduledIo};
+
+/// An fd registered (edge-triggered, both directions) with an [`EpollDriver`](crate::EpollDriver).
+#[derive(Debug)]
+pub struct EpollSource {
+    fd: OwnedFd,
+    token: usize,
+    io: Arc<ScheduledIo>,
+    driver: Arc<Inner>,
+}
+
+impl EpollSource {
+    fn readiness(&self, direction: Direction) -> &Readiness {
+        match direction {
+            Direction::Read => &self.io.read,
+            Direction::Write => &self.io.write,
+        }
+    }
+}
+
+impl Source for EpollSource {
+    type OpState = EpollOpState;
+
+    fn new(fd: OwnedFd) -> io::Result<Self> {
+        let driver = current()?;
+        let io = Arc::new(ScheduledIo::default());
+        let token = driver.sources.lock().insert(io.clone());
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let raw = fd.as_raw_fd();
+        if let Err(e) = driver
+            .registry
+            .register(&mut SourceFd(&raw), Token(token), interest)
+        {
+            driver.sources.lock().remove(token);
+            return Err(e);
+        }
+        Ok(EpollSource {
+            fd,
+            token,
+            io,
+            driver,
+        })
+    }
+
+    fn nonblocking() -> io::Result<bool> {
+        Ok(true)
+    }
+
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn poll_op(
+        &self,
+        state: &mut EpollOpState,
+        code: &OpCode,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        let readiness = self.readiness(code.kind().direction());
+        loop {
+            let ticket = readiness.ticket();
+            match attempt(self.fd.as_raw_fd(), code, state) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if readiness.wait(ticket, cx.waker()) {
+                        return Poll::Pending;
+                    }
+                }
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    fn drop_op(&self, _state: &mut EpollOpState, _code: &OpCode, keep_alive: Box<dyn Any>) {
+        // Nothing is in flight between attempts: the kernel holds no pointer into the memory.
+        drop(keep_alive);
+    }
+}
+
+impl Drop for EpollSource {
+    fn drop(&mut self) {
+        // Closing the fd (our only one: it is never duplicated) removes it from the epoll set,
+        // so no `EPOLL_CTL_DEL` is needed; forget the token so no later event can reach it.
+        self.driver.sources.lock().remove(self.token);
+    }
+}

@@ -1,0 +1,122 @@
+//! Creating a ring: the setup flags we want, the fallbacks, and why io_uring was refused.
+
+use std::io;
+
+use io_uring::{IoUring, Probe};
+
+use crate::sqe::REQUIRED_OPCODES;
+
+/// How to set up a reactor's ring.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// Submission queue entries (the completion queue gets twice as many).
+    pub entries: u32,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig { entries: 256 }
+    }
+}
+
+/// A ring and what was given up to get it.
+pub(crate) struct BuiltRing {
+    pub(crate) ring: IoUring,
+    /// Why the preferred flags were not used, if they were not.
+    pub(crate) downgrade: Option<String>,
+    /// Whether the kernel flags pending deferred work in the SQ ring (`TASKRUN_FLAG`).
+    pub(crate) taskrun_flag: bool,
+}
+
+/// Sets up a ring with `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`, or, on kernels that refuse
+/// those flags (before 6.1), `COOP_TASKRUN | TASKRUN_FLAG`, or a plain ring, recording why.
+pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
+    let entries = config.entries.max(2);
+    let mut downgrade = None;
+    let preferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(entries);
+    let (ring, taskrun_flag) = match preferred {
+        Ok(ring) => (ring, true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            downgrade = Some(format!(
+                "kernel refused SINGLE_ISSUER|DEFER_TASKRUN ({e}); using a ring without them"
+            ));
+            match IoUring::builder()
+                .setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .build(entries)
+            {
+                Ok(ring) => (ring, true),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (IoUring::new(entries).map_err(refused)?, false)
+                }
+                Err(e) => return Err(refused(e)),
+            }
+        }
+        Err(e) => return Err(refused(e)),
+    };
+    check_features(&ring)?;
+    Ok(BuiltRing {
+        ring,
+        downgrade,
+        taskrun_flag,
+    })
+}
+
+fn check_features(ring: &IoUring) -> io::Result<()> {
+    if !ring.params().is_feature_ext_arg() {
+        return Err(unsupported(
+            "kernel lacks IORING_FEAT_EXT_ARG (timed waits need Linux 5.11 or later)",
+        ));
+    }
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
+    let missing: Vec<&str> = REQUIRED_OPCODES
+        .iter()
+        .filter(|(code, _)| !probe.is_supported(*code))
+        .map(|(_, name)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(unsupported(&format!(
+            "kernel lacks io_uring opcodes: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn unsupported(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, why.to_string())
+}
+
+/// Turns an `io_uring_setup` failure into an error that names the cause.
+fn refused(e: io::Error) -> io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "io_uring_setup failed with ENOSYS: the kernel has no io_uring, or a seccomp filter hides it".to_string()
+        }
+        Some(libc::EPERM) => match sysctl_io_uring_disabled() {
+            Some(2) => "io_uring_setup failed with EPERM: io_uring is disabled by sysctl kernel.io_uring_disabled=2".to_string(),
+            Some(1) => "io_uring_setup failed with EPERM: kernel.io_uring_disabled=1 limits io_uring to the io_uring_group".to_string(),
+            _ => "io_uring_setup failed with EPERM: forbidden by a seccomp filter or container policy".to_string(),
+        },
+        Some(libc::ENOMEM) => {
+            "io_uring_setup failed with ENOMEM: cannot lock ring memory (raise RLIMIT_MEMLOCK)".to_string()
+        }
+        _ => format!("io_uring_setup failed: {e}"),
+    };
+    io::Error::new(e.kind(), why)
+}
+
+fn sysctl_io_uring_disabled() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

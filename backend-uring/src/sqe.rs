@@ -1,0 +1,40 @@
+//! How each operation becomes a submission queue entry.
+
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types};
+use runtime_core::OpKind;
+
+/// The SQE for `kind` on `fd`. The user data is set by the caller.
+pub(crate) fn build(fd: RawFd, kind: &OpKind) -> squeue::Entry {
+    let fd = types::Fd(fd);
+    match *kind {
+        OpKind::Accept { addr, len } => opcode::Accept::new(fd, addr.cast(), len)
+            .flags(libc::SOCK_CLOEXEC)
+            .build(),
+        OpKind::Connect { addr, len } => opcode::Connect::new(fd, addr.cast(), len).build(),
+        OpKind::Recv { buf, len } => opcode::Recv::new(fd, buf, len).build(),
+        OpKind::Send { buf, len } => opcode::Send::new(fd, buf, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build(),
+        OpKind::RecvMsg { msg } => opcode::RecvMsg::new(fd, msg).build(),
+        OpKind::SendMsg { msg } => opcode::SendMsg::new(fd, msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build(),
+        OpKind::Shutdown { how } => opcode::Shutdown::new(fd, how).build(),
+    }
+}
+
+/// The opcodes the driver needs, with their names for error messages.
+pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
+    (opcode::Accept::CODE, "ACCEPT"),
+    (opcode::Connect::CODE, "CONNECT"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::RecvMsg::CODE, "RECVMSG"),
+    (opcode::SendMsg::CODE, "SENDMSG"),
+    (opcode::Shutdown::CODE, "SHUTDOWN"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    (opcode::Close::CODE, "CLOSE"),
+    (opcode::Read::CODE, "READ"),
+];

@@ -1,0 +1,243 @@
+//! Owned buffers for completion-based I/O.
+//!
+//! An operation takes its buffer by value and gives it back in a [`BufResult`], on success and on
+//! error alike. While the operation is in flight the kernel may write into the buffer's memory, so
+//! that memory must not move when the buffer value moves: this is the promise the two `unsafe`
+//! traits below ask for.
+
+use std::ops::{Bound, RangeBounds};
+
+/// The result of an I/O operation together with the buffer it was given:
+/// `let BufResult(res, buf) = stream.read(buf).await;`
+#[must_use = "the buffer comes back in the result; dropping it loses the data"]
+#[derive(Debug)]
+pub struct BufResult<T, B>(pub std::io::Result<T>, pub B);
+
+impl<T, B> BufResult<T, B> {
+    /// Maps the success value, keeping the buffer.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> BufResult<U, B> {
+        BufResult(self.0.map(f), self.1)
+    }
+}
+
+/// A buffer that can be read from (the source of a write).
+///
+/// # Safety
+/// `stable_ptr()` must point to `bytes_init()` initialised bytes, and that memory must stay valid
+/// and at the same address while the value is moved around, until it is dropped.
+pub unsafe trait IoBuf: Unpin + 'static {
+    /// Start of the buffer's memory.
+    fn stable_ptr(&self) -> *const u8;
+    /// Number of initialised bytes: what a write sends.
+    fn bytes_init(&self) -> usize;
+    /// Total capacity of the buffer.
+    fn bytes_total(&self) -> usize;
+
+    /// A view of `range` of this buffer (relative to its start); the range is clamped to
+    /// `bytes_total()`, so a view is never larger than its buffer.
+    fn slice(self, range: impl RangeBounds<usize>) -> Slice<Self>
+    where
+        Self: Sized,
+    {
+        let total = self.bytes_total();
+        let begin = match range.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&n) => n.saturating_add(1),
+            Bound::Excluded(&n) => n,
+            Bound::Unbounded => total,
+        };
+        let end = end.min(total);
+        Slice {
+            buf: self,
+            begin: begin.min(end),
+            end,
+        }
+    }
+}
+
+/// A buffer that can be written into (the destination of a read).
+///
+/// # Safety
+/// As for [`IoBuf`], plus: `stable_mut_ptr()` must be valid for writes of `bytes_total()` bytes.
+pub unsafe trait IoBufMut: IoBuf {
+    /// Start of the buffer's writable memory.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+
+    /// Records that the first `pos` bytes are now initialised. Never shrinks the buffer.
+    ///
+    /// # Safety
+    /// The first `pos` bytes must have been written, and `pos <= bytes_total()`.
+    unsafe fn set_init(&mut self, pos: usize);
+}
+
+// SAFETY: a Vec's heap allocation does not move when the Vec value moves; `len` bytes are
+// initialised and `capacity` bytes are allocated.
+unsafe impl IoBuf for Vec<u8> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+// SAFETY: as for `IoBuf for Vec<u8>`; the whole capacity is writable.
+unsafe impl IoBufMut for Vec<u8> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        if self.len() < pos {
+            // SAFETY: the caller promises the first `pos <= capacity` bytes are initialised.
+            unsafe { self.set_len(pos) };
+        }
+    }
+}
+
+// SAFETY: a boxed slice's allocation does not move with the box; all of it is initialised.
+unsafe impl IoBuf for Box<[u8]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: as for `IoBuf for Box<[u8]>`; the memory is uniquely owned and writable.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, _pos: usize) {}
+}
+
+// SAFETY: static memory never moves and is never freed.
+unsafe impl IoBuf for &'static [u8] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: static memory never moves and is never freed.
+unsafe impl IoBuf for &'static str {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A window `[begin, end)` onto an owned buffer, itself an owned buffer.
+///
+/// Reading into a slice fills the window and marks the inner buffer initialised up to the end of
+/// what was read; writing from a slice sends the initialised part of the window.
+#[derive(Debug)]
+pub struct Slice<B> {
+    buf: B,
+    begin: usize,
+    end: usize,
+}
+
+impl<B> Slice<B> {
+    /// Offset of the window's first byte in the inner buffer.
+    pub fn begin(&self) -> usize {
+        self.begin
+    }
+    /// Offset one past the window's last byte in the inner buffer.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+    /// The inner buffer.
+    pub fn get_ref(&self) -> &B {
+        &self.buf
+    }
+    /// Gives the inner buffer back.
+    pub fn into_inner(self) -> B {
+        self.buf
+    }
+}
+
+// SAFETY: the window lies inside the inner buffer (`begin <= end <= bytes_total`, enforced by
+// `IoBuf::slice`), whose memory is stable by the inner buffer's own guarantee.
+unsafe impl<B: IoBuf> IoBuf for Slice<B> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.buf.stable_ptr().wrapping_add(self.begin)
+    }
+    fn bytes_init(&self) -> usize {
+        self.buf.bytes_init().clamp(self.begin, self.end) - self.begin
+    }
+    fn bytes_total(&self) -> usize {
+        self.end - self.begin
+    }
+}
+
+// SAFETY: as above; writes stay within the window, which lies inside the inner buffer.
+unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.stable_mut_ptr().wrapping_add(self.begin)
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: the window's first `pos` bytes are the inner buffer's bytes up to `begin + pos`;
+        // bytes before `begin` were initialised before the window was made or are left as they are.
+        unsafe { self.buf.set_init(self.begin + pos) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_is_clamped_to_the_buffer() {
+        let v = Vec::with_capacity(16);
+        let s = v.slice(4..100);
+        assert_eq!((s.begin(), s.end()), (4, 16));
+        assert_eq!(s.bytes_total(), 12);
+        let s = s.into_inner().slice(20..);
+        assert_eq!(s.bytes_total(), 0);
+    }
+
+    #[test]
+    fn slice_init_counts_only_the_window() {
+        let v = b"hello world".to_vec();
+        let s = v.slice(6..);
+        assert_eq!(s.bytes_init(), 5);
+        // SAFETY: reading the five initialised bytes of the window.
+        let got = unsafe { std::slice::from_raw_parts(s.stable_ptr(), s.bytes_init()) };
+        assert_eq!(got, b"world");
+    }
+
+    #[test]
+    fn set_init_through_a_slice_grows_the_vec() {
+        let mut v = Vec::with_capacity(8);
+        v.extend_from_slice(b"ab");
+        let mut s = v.slice(2..);
+        // SAFETY: writing 3 bytes into the window's writable memory, then marking them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b"cde".as_ptr(), s.stable_mut_ptr(), 3);
+            s.set_init(3);
+        }
+        assert_eq!(s.into_inner(), b"abcde");
+    }
+}

@@ -1,0 +1,133 @@
+//! The Driver contract: what an I/O backend must provide to sit under the executor.
+//!
+//! The model is completion-based: an operation ([`OpCode`]) is a value naming what to do and the
+//! memory to do it with; polling it drives it until the kernel reports a result. A readiness
+//! backend implements the same contract by waiting for readiness and then making the syscall
+//! itself.
+//!
+//! There are two halves, as in tokio's Driver/Handle split:
+//!
+//! * [`Driver`] is owned by exactly one reactor thread. The executor calls [`Driver::park`] once
+//!   per loop turn and never from anywhere else.
+//! * [`Source`] is one registered file descriptor. It is `Send + Sync` and is what sockets hold;
+//!   every operation on the fd goes through it.
+
+use std::any::Any;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::op::OpCode;
+
+/// An I/O driver owned by one reactor thread.
+///
+/// # Contract
+///
+/// * [`park`](Driver::park) submits everything queued since the last call (one `io_uring_enter`
+///   or `epoll_wait` per call, never one per operation), then waits until an operation completes,
+///   an fd becomes ready, the [`Unpark`] handle is used, or `timeout` passes, whichever is first.
+///   `Some(Duration::ZERO)` must not block. It wakes the waker of every operation it saw finish.
+///   It may return early for no reason; it must not return `Err` for `EINTR` (a spurious early
+///   return is the right answer to a signal).
+/// * [`unparker`](Driver::unparker) returns a handle that, from any thread, makes a current or
+///   the next `park` return promptly. Deciding *whether* a wake is needed (the reactor may be
+///   awake) is the executor's job, not the driver's: `unpark` always wakes.
+/// * [`enter`](Driver::enter) makes this driver the calling thread's current one until the guard
+///   drops, so that [`Source::new`] can register with it.
+/// * Dropping the driver must not free any memory the kernel may still write: operations still in
+///   flight are cancelled and their buffers kept (or leaked) until the kernel lets go of them.
+pub trait Driver: 'static {
+    /// The registered-fd type of this driver.
+    type Source: Source;
+
+    /// Short lowercase name of the backend (`"uring"`, `"epoll"`).
+    fn name(&self) -> &'static str;
+
+    /// Submits queued work and waits for completions, readiness, an unpark or the timeout.
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// A handle that wakes this driver from any thread.
+    fn unparker(&self) -> Arc<dyn Unpark>;
+
+    /// Installs this driver as the calling thread's current driver until the guard drops.
+    fn enter(&self) -> EnterGuard;
+}
+
+/// Wakes a parked driver from any thread.
+pub trait Unpark: Send + Sync + 'static {
+    /// Makes the driver's current or next `park` return promptly.
+    fn unpark(&self);
+}
+
+/// Restores the previous current driver when dropped; returned by [`Driver::enter`].
+#[must_use = "the driver stays current only while the guard lives"]
+pub struct EnterGuard {
+    exit: Option<Box<dyn FnOnce()>>,
+}
+
+impl EnterGuard {
+    /// A guard that runs `exit` when dropped.
+    pub fn new(exit: impl FnOnce() + 'static) -> Self {
+        EnterGuard {
+            exit: Some(Box::new(exit)),
+        }
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        if let Some(exit) = self.exit.take() {
+            exit();
+        }
+    }
+}
+
+impl std::fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+/// One file descriptor registered with a driver.
+///
+/// # Contract
+///
+/// * [`new`](Source::new) registers `fd` with the calling thread's current driver (fails with a
+///   clear error outside a runtime). The fd must have been created in the blocking mode that
+///   [`nonblocking`](Source::nonblocking) asks for.
+/// * [`poll_op`](Source::poll_op) drives one operation. `state` starts as `Default` and belongs
+///   to that operation alone; the same `code` is passed on every poll. The first poll starts the
+///   operation; a poll after it returned `Ready` is a caller bug. It returns `Ready` with the
+///   syscall's non-negative result, or the error.
+/// * [`drop_op`](Source::drop_op) is called instead of further polls when the operation's future
+///   is dropped after its first poll and before `Ready`. `keep_alive` owns the memory `code`
+///   points into; the source must keep it alive until the kernel can no longer touch it (an
+///   io_uring backend holds it until the CQE arrives and submits `ASYNC_CANCEL`), then drop it.
+/// * Dropping the source closes the fd. Operations that the kernel still holds keep the file
+///   open in the kernel, not the fd number, so a closed-and-reused number is never touched.
+pub trait Source: Send + Sync + Sized + 'static {
+    /// Per-operation state the driver keeps inline in the operation's future.
+    type OpState: Default + Unpin + 'static;
+
+    /// Registers `fd` with the current thread's driver.
+    fn new(fd: OwnedFd) -> io::Result<Self>;
+
+    /// Whether fds handed to [`new`](Source::new) must be in nonblocking mode.
+    fn nonblocking() -> io::Result<bool>;
+
+    /// The raw fd, for `getsockopt` and friends. Never close it.
+    fn as_raw_fd(&self) -> RawFd;
+
+    /// Drives `code` towards completion.
+    fn poll_op(
+        &self,
+        state: &mut Self::OpState,
+        code: &OpCode,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>>;
+
+    /// Gives up on an operation that was polled but has not completed.
+    fn drop_op(&self, state: &mut Self::OpState, code: &OpCode, keep_alive: Box<dyn Any>);
+}

@@ -1,0 +1,174 @@
+//! Operations as values, and the future that drives one through a [`Source`].
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::driver::Source;
+
+/// What an operation does, on the fd of the [`Source`] it is polled through.
+///
+/// Adding a variant makes the compiler list every place to touch: the uring SQE builder, the
+/// epoll attempt and the readiness direction.
+#[derive(Debug, Clone, Copy)]
+pub enum OpKind {
+    /// `accept4`: the peer address is written to `addr`, its length to `len`.
+    Accept {
+        /// Where the peer address goes.
+        addr: *mut libc::sockaddr_storage,
+        /// In: size of `addr`; out: the address length.
+        len: *mut libc::socklen_t,
+    },
+    /// `connect` to the address at `addr`.
+    Connect {
+        /// The address to connect to.
+        addr: *const libc::sockaddr_storage,
+        /// Its length.
+        len: libc::socklen_t,
+    },
+    /// `recv` into `len` bytes at `buf`.
+    Recv {
+        /// Destination.
+        buf: *mut u8,
+        /// Bytes available at `buf`.
+        len: u32,
+    },
+    /// `send` (with `MSG_NOSIGNAL`) of `len` bytes at `buf`.
+    Send {
+        /// Source.
+        buf: *const u8,
+        /// Bytes to send.
+        len: u32,
+    },
+    /// `recvmsg` (vectored read).
+    RecvMsg {
+        /// The message header; its iovecs point at the destination buffers.
+        msg: *mut libc::msghdr,
+    },
+    /// `sendmsg` (vectored write, with `MSG_NOSIGNAL`).
+    SendMsg {
+        /// The message header; its iovecs point at the source buffers.
+        msg: *const libc::msghdr,
+    },
+    /// `shutdown(how)`.
+    Shutdown {
+        /// `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
+        how: i32,
+    },
+}
+
+/// Readiness an operation waits for, for readiness-based drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The fd must be readable (or have a pending connection).
+    Read,
+    /// The fd must be writable.
+    Write,
+}
+
+impl OpKind {
+    /// Which readiness this operation waits for.
+    pub fn direction(&self) -> Direction {
+        match self {
+            OpKind::Accept { .. } | OpKind::Recv { .. } | OpKind::RecvMsg { .. } => Direction::Read,
+            OpKind::Connect { .. }
+            | OpKind::Send { .. }
+            | OpKind::SendMsg { .. }
+            | OpKind::Shutdown { .. } => Direction::Write,
+        }
+    }
+}
+
+/// An [`OpKind`] whose pointers are known to be valid.
+///
+/// # Invariant
+/// Every pointer in `kind` is valid for the access the operation makes until the operation has
+/// completed or its memory has been handed to [`Source::drop_op`]. Only [`Op::new`], whose caller
+/// promises this, makes one.
+#[derive(Debug)]
+pub struct OpCode {
+    kind: OpKind,
+}
+
+impl OpCode {
+    /// The operation.
+    pub fn kind(&self) -> &OpKind {
+        &self.kind
+    }
+}
+
+/// The future of one operation: polls it through its source and hands back the memory it owned.
+///
+/// Dropped before completion, it gives that memory to the driver ([`Source::drop_op`]) instead of
+/// freeing it, so the kernel never writes into freed memory.
+pub struct Op<'a, S: Source, T: 'static> {
+    source: &'a S,
+    code: OpCode,
+    state: S::OpState,
+    /// The memory `code` points into. `None` once the result has been returned.
+    data: Option<T>,
+    started: bool,
+}
+
+impl<'a, S: Source, T: 'static> Op<'a, S, T> {
+    /// An operation on `source` that owns `data`.
+    ///
+    /// # Safety
+    /// Every pointer in `kind` must point into memory owned by `data` that does not move when
+    /// `data` moves (heap memory of a buffer or a `Box`) and stays valid for the operation's
+    /// access for as long as `data` lives.
+    pub unsafe fn new(source: &'a S, kind: OpKind, data: T) -> Self {
+        Op {
+            source,
+            code: OpCode { kind },
+            state: S::OpState::default(),
+            data: Some(data),
+            started: false,
+        }
+    }
+}
+
+// The op never pins `data`: the kernel sees only the heap memory `data` owns, which stays put
+// however the op moves.
+impl<S: Source, T: 'static> Unpin for Op<'_, S, T> {}
+
+impl<S: Source, T: 'static> Future for Op<'_, S, T> {
+    type Output = (io::Result<u32>, T);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(this.data.is_some(), "operation polled after completion");
+        this.started = true;
+        loop {
+            match this.source.poll_op(&mut this.state, &this.code, cx) {
+                // A signal interrupted the syscall: start the operation again.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                    this.state = S::OpState::default();
+                }
+                Poll::Ready(res) => {
+                    let data = this.data.take().expect("checked above");
+                    return Poll::Ready((res, data));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S: Source, T: 'static> Drop for Op<'_, S, T> {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            if self.started {
+                self.source
+                    .drop_op(&mut self.state, &self.code, Box::new(data));
+            }
+        }
+    }
+}
+
+impl<S: Source, T: 'static> std::fmt::Debug for Op<'_, S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Op").field("code", &self.code).finish()
+    }
+}
