@@ -9,5 +9,6 @@ mod driver;
 mod readiness;
 mod source;
 
+pub use attempt::EpollOpState;
 pub use driver::{is_current, EpollDriver};
 pub use source::EpollSource;

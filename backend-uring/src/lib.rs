@@ -15,4 +15,4 @@ mod wake;
 
 pub use driver::{is_current, RingDriver};
 pub use setup::RingConfig;
-pub use source::RingSource;
+pub use source::{RingOpState, RingSource};

@@ -123,7 +123,6 @@ impl<T> JoinState<T> {
 }
 
 /// An owned permission to await a spawned task's output. Dropping it detaches the task.
-#[must_use = "dropping a JoinHandle detaches the task; await it to see its output"]
 pub struct JoinHandle<T> {
     state: Arc<JoinState<T>>,
 }

@@ -1,0 +1,73 @@
+//! An async runtime with two interchangeable I/O backends: **io_uring** (a ring driver with
+//! `SINGLE_ISSUER | DEFER_TASKRUN`) and **epoll** (a readiness driver making direct syscalls).
+//!
+//! One executor sits over both, and the sockets are written once, so the same program runs on
+//! either. The cargo features `uring` and `epoll` choose what is compiled in; with both (the
+//! default), the backend is chosen at startup: io_uring if the kernel allows it, epoll
+//! otherwise, and `RUNTIME_BACKEND=uring|epoll` overrides. [`backend()`] says which one runs
+//! and why.
+//!
+//! ```no_run
+//! use runtime::net::TcpListener;
+//! use runtime::BufResult;
+//!
+//! #[runtime::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     println!("listening on {}", listener.local_addr()?);
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         runtime::spawn(async move {
+//!             let mut buf = vec![0u8; 4096];
+//!             loop {
+//!                 let BufResult(n, b) = stream.read(buf).await;
+//!                 let Ok(n @ 1..) = n else { return };
+//!                 let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
+//!                 if res.is_err() { return }
+//!                 buf = b.into_inner();
+//!             }
+//!         });
+//!     }
+//! }
+//! ```
+#![forbid(unsafe_code)]
+
+#[cfg(not(any(feature = "uring", feature = "epoll")))]
+compile_error!("enable at least one backend feature of `runtime`: `uring` or `epoll`");
+
+#[cfg(all(feature = "uring", feature = "epoll"))]
+mod auto;
+mod builder;
+#[doc(hidden)]
+pub mod private;
+mod select;
+
+pub use builder::{backend, Backend, BackendInfo, Builder};
+pub use macros::{main, test};
+pub use runtime_core::{
+    in_runtime, spawn, yield_now, BufResult, IoBuf, IoBufMut, JoinError, JoinHandle, Slice,
+};
+pub use select::{DefaultDriver, DefaultSource};
+
+/// Timers of the current reactor.
+pub mod time {
+    pub use runtime_core::{
+        interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout,
+    };
+}
+
+/// TCP sockets on the selected backend.
+pub mod net {
+    use crate::DefaultSource;
+
+    /// A listening TCP socket. See [`net::TcpListener`](::net::TcpListener).
+    pub type TcpListener = ::net::TcpListener<DefaultSource>;
+    /// A TCP connection. See [`net::TcpStream`](::net::TcpStream).
+    pub type TcpStream = ::net::TcpStream<DefaultSource>;
+    /// The read half of a split [`TcpStream`].
+    pub type OwnedReadHalf = ::net::OwnedReadHalf<DefaultSource>;
+    /// The write half of a split [`TcpStream`].
+    pub type OwnedWriteHalf = ::net::OwnedWriteHalf<DefaultSource>;
+    /// The stream of a listener's connections.
+    pub type Incoming<'a> = ::net::Incoming<'a, DefaultSource>;
+}

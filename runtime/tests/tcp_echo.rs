@@ -1,0 +1,128 @@
+//! Data integrity over TCP on every backend.
+
+use std::net::SocketAddr;
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::{BufResult, IoBuf};
+
+/// Serves echo on 127.0.0.1:0 until the listener task is dropped; returns the address.
+fn spawn_echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    runtime::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            runtime::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    let BufResult(res, b) = stream.read(buf).await;
+                    let n = match res {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
+                    if res.is_err() {
+                        return;
+                    }
+                    buf = b.into_inner();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A deterministic byte pattern that differs at every offset of a 251-byte period.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[runtime::test]
+async fn echo_one_mebibyte_in_odd_chunks() {
+    let addr = spawn_echo_server();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let data = pattern(1 << 20);
+    let (read_half, write_half) = stream.into_split();
+    let expected = data.clone();
+    let writer = runtime::spawn(async move {
+        let mut off = 0;
+        let mut chunk = 1;
+        while off < data.len() {
+            let end = (off + chunk).min(data.len());
+            let BufResult(res, _) = write_half.write_all(data[off..end].to_vec()).await;
+            res.expect("write");
+            off = end;
+            chunk = chunk * 7 % 4093 + 1; // odd sizes from 1 to 4093 bytes
+        }
+        write_half
+    });
+    let mut got = Vec::with_capacity(expected.len());
+    let mut buf = vec![0u8; 3001];
+    while got.len() < expected.len() {
+        let BufResult(res, b) = read_half.read(buf).await;
+        let n = res.expect("read");
+        assert!(n > 0, "server closed early after {} bytes", got.len());
+        got.extend_from_slice(&b[..n]);
+        buf = b;
+    }
+    writer.await.expect("writer task");
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "echoed bytes differ from what was sent");
+}
+
+#[runtime::test]
+async fn thousand_concurrent_connections() {
+    let addr = spawn_echo_server();
+    let clients: Vec<_> = (0..1000u32)
+        .map(|i| {
+            runtime::spawn(async move {
+                let stream = TcpStream::connect(addr).await?;
+                let msg = format!("hello from client {i}").into_bytes();
+                let BufResult(res, msg) = stream.write_all(msg).await;
+                res?;
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 64];
+                while got.len() < msg.len() {
+                    let BufResult(res, b) = stream.read(buf).await;
+                    let n = res?;
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&b[..n]);
+                    buf = b;
+                }
+                assert_eq!(got, msg);
+                std::io::Result::Ok(())
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("client task").expect("client io");
+    }
+}
+
+#[runtime::test]
+async fn vectored_write_and_read() {
+    let addr = spawn_echo_server();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let parts = vec![b"one ".to_vec(), b"two ".to_vec(), b"three".to_vec()];
+    let BufResult(res, _) = stream.writev(parts).await;
+    assert_eq!(res.expect("writev"), 13);
+    let mut got = Vec::new();
+    while got.len() < 13 {
+        let bufs = vec![Vec::with_capacity(5), Vec::with_capacity(100)];
+        let BufResult(res, bufs) = stream.readv(bufs).await;
+        let n = res.expect("readv");
+        assert!(n > 0);
+        let joined: Vec<u8> = bufs.concat();
+        assert_eq!(
+            joined.len(),
+            n,
+            "readv set the buffers' lengths to what it read"
+        );
+        got.extend_from_slice(&joined);
+    }
+    assert_eq!(got, b"one two three");
+}
