@@ -10,8 +10,11 @@ pub(crate) enum Lifecycle {
     /// Submitted (or queued for submission); its future waits with this waker.
     Waiting(Waker),
     /// Its future was dropped before the CQE: the memory the kernel may still use is kept here
-    /// until the CQE arrives.
-    Ignored(Box<dyn Any>),
+    /// until the CQE arrives. `accepts` marks an accept, whose late fd must be closed.
+    Ignored {
+        keep_alive: Box<dyn Any>,
+        accepts: bool,
+    },
     /// The CQE arrived with this result; the future has not seen it yet.
     Completed(i32),
 }
@@ -35,7 +38,13 @@ impl OpTable {
         };
         match std::mem::replace(op, Lifecycle::Completed(result)) {
             Lifecycle::Waiting(waker) => waker.wake(),
-            Lifecycle::Ignored(_) => {
+            Lifecycle::Ignored { accepts, .. } => {
+                if accepts && result >= 0 {
+                    // The connection was accepted after its future gave up: close it, or the fd
+                    // would leak.
+                    // SAFETY: the kernel just gave us this fd and nothing else knows of it.
+                    unsafe { libc::close(result) };
+                }
                 self.ops.remove(key);
             }
             Lifecycle::Completed(_) => unreachable!("two CQEs for a one-shot operation"),
@@ -56,7 +65,7 @@ impl OpTable {
                 }
                 None
             }
-            Some(Lifecycle::Ignored(_)) | None => {
+            Some(Lifecycle::Ignored { .. }) | None => {
                 unreachable!("an operation was polled after it was dropped")
             }
         }
@@ -64,14 +73,17 @@ impl OpTable {
 
     /// The future of `key` is gone. Returns `true` if the kernel still owns the operation (the
     /// caller should cancel it); `keep_alive` is then kept until the CQE.
-    pub(crate) fn abandon(&mut self, key: usize, keep_alive: Box<dyn Any>) -> bool {
+    pub(crate) fn abandon(&mut self, key: usize, keep_alive: Box<dyn Any>, accepts: bool) -> bool {
         match self.ops.get_mut(key) {
             Some(Lifecycle::Completed(_)) => {
                 self.ops.remove(key);
                 false
             }
             Some(op) => {
-                *op = Lifecycle::Ignored(keep_alive);
+                *op = Lifecycle::Ignored {
+                    keep_alive,
+                    accepts,
+                };
                 true
             }
             None => false,
@@ -91,7 +103,7 @@ impl OpTable {
     /// to let go, so that it never writes into freed memory.
     pub(crate) fn leak_all(&mut self) {
         for op in self.ops.drain() {
-            if let Lifecycle::Ignored(keep_alive) = op {
+            if let Lifecycle::Ignored { keep_alive, .. } = op {
                 std::mem::forget(keep_alive);
             }
         }

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
-use runtime_core::{OpCode, Source};
+use runtime_core::{OpCode, OpKind, Source};
 
 use crate::driver::{with_current, IGNORED_USER_DATA};
 use crate::sqe;
@@ -76,7 +76,7 @@ impl Source for RingSource {
         polled.unwrap_or_else(|| Poll::Ready(Err(not_on_owner())))
     }
 
-    fn drop_op(&self, state: &mut RingOpState, _code: &OpCode, keep_alive: Box<dyn Any>) {
+    fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any>) {
         let Some(key) = state.take() else {
             return;
         };
@@ -88,7 +88,8 @@ impl Source for RingSource {
             return;
         }
         with_current(|ring| {
-            if ring.ops.borrow_mut().abandon(key, keep_alive) {
+            let accepts = matches!(code.kind(), OpKind::Accept { .. });
+            if ring.ops.borrow_mut().abandon(key, keep_alive, accepts) {
                 ring.push(
                     opcode::AsyncCancel::new(key as u64)
                         .build()

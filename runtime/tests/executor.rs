@@ -1,0 +1,219 @@
+//! Tasks, wakers, timers and panics on every backend.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::time::{interval, sleep, timeout};
+use runtime::BufResult;
+
+/// A one-shot value handed over from another thread.
+#[derive(Default)]
+struct Handoff {
+    value: Option<u32>,
+    waker: Option<Waker>,
+}
+
+struct Receive(Arc<Mutex<Handoff>>);
+
+impl Future for Receive {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut h = self.0.lock().unwrap();
+        match h.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                h.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The scheduler state letter of thread `tid` of this process ('S' = sleeping in the kernel).
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+    // The state follows the parenthesised command name.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after.chars().next().expect("state")
+}
+
+#[runtime::test]
+async fn task_woken_from_a_foreign_thread_while_the_reactor_sleeps() {
+    let shared = Arc::new(Mutex::new(Handoff::default()));
+    // SAFETY: gettid has no preconditions.
+    let reactor_tid = unsafe { libc::gettid() };
+    let remote = shared.clone();
+    let waker_thread = std::thread::spawn(move || {
+        // Wait until the task has parked its waker and the reactor sleeps in its driver, with
+        // no timer armed: only our wake can get it out.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let parked = remote.lock().unwrap().waker.is_some();
+            if parked && thread_state(reactor_tid) == 'S' {
+                break;
+            }
+            assert!(Instant::now() < deadline, "reactor never went to sleep");
+            std::thread::yield_now();
+        }
+        let mut h = remote.lock().unwrap();
+        h.value = Some(42);
+        h.waker.take().expect("waker").wake();
+    });
+    assert_eq!(Receive(shared).await, 42);
+    waker_thread.join().expect("waker thread");
+}
+
+#[runtime::test]
+async fn timers_fire_in_deadline_order() {
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let tasks: Vec<_> = [30u64, 10, 20, 0, 15]
+        .into_iter()
+        .map(|ms| {
+            let order = order.clone();
+            runtime::spawn(async move {
+                sleep(Duration::from_millis(ms)).await;
+                order.borrow_mut().push(ms);
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    for t in tasks {
+        t.await.expect("timer task");
+    }
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    assert_eq!(*order.borrow(), vec![0, 10, 15, 20, 30]);
+}
+
+#[runtime::test]
+async fn interval_ticks_at_its_period() {
+    let mut ticks = interval(Duration::from_millis(5));
+    let first = ticks.tick().await;
+    let mut last = first;
+    for _ in 0..4 {
+        let at = ticks.tick().await;
+        assert_eq!(
+            at - last,
+            Duration::from_millis(5),
+            "ticks keep their schedule"
+        );
+        assert!(Instant::now() >= at);
+        last = at;
+    }
+    assert_eq!(last - first, Duration::from_millis(20));
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Rc<RefCell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        *self.0.borrow_mut() = true;
+    }
+}
+
+#[runtime::test]
+async fn timeout_cancels_the_inner_future() {
+    let dropped = Rc::new(RefCell::new(false));
+    let flag = DropFlag(dropped.clone());
+    let res = timeout(Duration::from_millis(10), async move {
+        let _flag = flag;
+        sleep(Duration::from_secs(3600)).await;
+    })
+    .await;
+    assert!(res.is_err(), "the hour-long sleep must time out");
+    assert!(*dropped.borrow(), "the timed-out future was dropped");
+    let ok = timeout(Duration::from_secs(10), async { 7 }).await;
+    assert_eq!(ok, Ok(7));
+}
+
+#[runtime::test]
+async fn timeout_cancels_a_pending_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    let res = timeout(Duration::from_millis(20), client.read(vec![0u8; 64])).await;
+    let err: std::io::Error = res.expect_err("nothing was sent").into();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    // The connection still works after the cancelled read.
+    let BufResult(res, _) = server.write_all(b"after".to_vec()).await;
+    res.expect("write");
+    let BufResult(res, buf) = client.read(vec![0u8; 64]).await;
+    assert_eq!(&buf[..res.expect("read")], b"after");
+}
+
+#[runtime::test]
+async fn a_panicking_task_leaves_the_reactor_serving() {
+    let handle = runtime::spawn(async {
+        runtime::yield_now().await;
+        panic!("deliberate test panic");
+    });
+    let err = handle.await.expect_err("the task panicked");
+    assert!(err.is_panic());
+    assert_eq!(err.to_string(), "task panicked: deliberate test panic");
+
+    // The reactor still runs tasks and I/O.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = runtime::spawn(async move {
+        let (s, _) = listener.accept().await.expect("accept");
+        let BufResult(res, buf) = s.read(vec![0u8; 8]).await;
+        let n = res.expect("read");
+        let BufResult(res, _) = s.write_all(buf[..n].to_vec()).await;
+        res.expect("write");
+    });
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let BufResult(res, _) = client.write_all(b"still".to_vec()).await;
+    res.expect("write");
+    let BufResult(res, buf) = client.read(vec![0u8; 8]).await;
+    assert_eq!(&buf[..res.expect("read")], b"still");
+    server.await.expect("server task");
+}
+
+#[runtime::test]
+async fn abort_cancels_a_task_and_drops_its_future() {
+    let dropped = Rc::new(RefCell::new(false));
+    let flag = DropFlag(dropped.clone());
+    let handle = runtime::spawn(async move {
+        let _flag = flag;
+        sleep(Duration::from_secs(3600)).await;
+    });
+    runtime::yield_now().await;
+    handle.abort();
+    let err = handle.await.expect_err("aborted");
+    assert!(err.is_cancelled());
+    assert!(*dropped.borrow());
+}
+
+#[runtime::test]
+async fn join_handle_yields_the_output_and_tasks_run_concurrently() {
+    let a = runtime::spawn(async {
+        sleep(Duration::from_millis(20)).await;
+        1
+    });
+    let b = runtime::spawn(async {
+        sleep(Duration::from_millis(20)).await;
+        2
+    });
+    let start = Instant::now();
+    assert_eq!(a.await.expect("a") + b.await.expect("b"), 3);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn spawn_outside_a_runtime_panics_with_guidance() {
+    let err = std::panic::catch_unwind(|| drop(runtime::spawn(async {}))).expect_err("no runtime");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("outside a runtime"), "{msg}");
+}
