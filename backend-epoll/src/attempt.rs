@@ -3,8 +3,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use runtime_core::sys::take_error;
-use runtime_core::{syscall, OpCode, OpKind};
+use runtime_core::sys::{cvt, peer_addr, take_error};
+use runtime_core::{OpCode, OpKind};
 
 /// What an operation remembers between attempts.
 #[derive(Debug, Default)]
@@ -15,23 +15,31 @@ pub struct EpollOpState {
 
 /// Makes the syscall for `code` once. `WouldBlock` means: wait for readiness and call again.
 pub(crate) fn attempt(fd: RawFd, code: &OpCode, state: &mut EpollOpState) -> io::Result<u32> {
-    let n = match *code.kind() {
-        OpKind::Accept { addr, len } => syscall!(accept4(
-            fd,
-            addr.cast(),
-            len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
-        ))? as isize,
-        OpKind::Connect { addr, len } => return connect(fd, addr, len, state),
-        OpKind::Recv { buf, len } => syscall!(recv(fd, buf.cast(), len as usize, 0))?,
-        OpKind::Send { buf, len } => {
-            syscall!(send(fd, buf.cast(), len as usize, libc::MSG_NOSIGNAL))?
+    let kind = *code.kind();
+    if let OpKind::Connect { addr, len } = kind {
+        return connect(fd, addr, len, state);
+    }
+    // SAFETY: every pointer in `code` is valid for the access its operation makes (the `OpCode`
+    // invariant), and `fd` is the open fd of the source polling this operation.
+    let n = unsafe {
+        match kind {
+            OpKind::Accept { addr, len } => libc::accept4(
+                fd,
+                addr.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ) as isize,
+            OpKind::Connect { .. } => unreachable!("handled above"),
+            OpKind::Recv { buf, len } => libc::recv(fd, buf.cast(), len as usize, 0),
+            OpKind::Send { buf, len } => {
+                libc::send(fd, buf.cast(), len as usize, libc::MSG_NOSIGNAL)
+            }
+            OpKind::RecvMsg { msg } => libc::recvmsg(fd, msg, 0),
+            OpKind::SendMsg { msg } => libc::sendmsg(fd, msg, libc::MSG_NOSIGNAL),
+            OpKind::Shutdown { how } => libc::shutdown(fd, how) as isize,
         }
-        OpKind::RecvMsg { msg } => syscall!(recvmsg(fd, msg, 0))?,
-        OpKind::SendMsg { msg } => syscall!(sendmsg(fd, msg, libc::MSG_NOSIGNAL))?,
-        OpKind::Shutdown { how } => syscall!(shutdown(fd, how))? as isize,
     };
-    Ok(n as u32)
+    Ok(cvt(n)? as u32)
 }
 
 fn connect(
@@ -41,7 +49,8 @@ fn connect(
     state: &mut EpollOpState,
 ) -> io::Result<u32> {
     if !state.connecting {
-        return match syscall!(connect(fd, addr.cast(), len)) {
+        // SAFETY: `addr` points to `len` bytes of address (the `OpCode` invariant).
+        return match cvt(unsafe { libc::connect(fd, addr.cast(), len) }) {
             Ok(_) => Ok(0),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                 state.connecting = true;
@@ -54,7 +63,7 @@ fn connect(
         return Err(err);
     }
     // No error yet: connected, or still in progress (a spurious wake).
-    match runtime_core::sys::peer_addr(fd) {
+    match peer_addr(fd) {
         Ok(_) => Ok(0),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
         Err(e) => Err(e),

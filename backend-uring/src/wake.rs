@@ -7,7 +7,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-use runtime_core::{syscall, Unpark};
+use runtime_core::sys::cvt;
+use runtime_core::Unpark;
 
 /// Writes the reactor's eventfd.
 #[derive(Debug)]
@@ -17,7 +18,8 @@ pub(crate) struct EventFd {
 
 impl EventFd {
     pub(crate) fn new() -> io::Result<Arc<Self>> {
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        // SAFETY: plain integer arguments.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `eventfd` just returned this fd and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Arc::new(EventFd { fd }))
@@ -32,10 +34,13 @@ impl Unpark for EventFd {
     fn unpark(&self) {
         let one: u64 = 1;
         // EAGAIN means the counter is saturated, so a wake is pending anyway.
-        let _ = syscall!(write(
-            self.fd.as_raw_fd(),
-            (&one as *const u64).cast(),
-            std::mem::size_of::<u64>()
-        ));
+        // SAFETY: writes the 8 bytes of a live u64 to our own eventfd.
+        let _ = cvt(unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        });
     }
 }

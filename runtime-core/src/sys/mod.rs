@@ -10,17 +10,29 @@ pub use socket::{
     take_error,
 };
 
-/// Calls a libc function and turns a `-1` return into the thread's `errno` as an `io::Error`.
-#[macro_export]
-macro_rules! syscall {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: the caller of the macro passes arguments valid for this libc call.
-        let res = unsafe { ::libc::$fn($($arg),*) };
-        if res == -1 {
-            Err(::std::io::Error::last_os_error())
-        } else {
-            Ok(res)
-        }
-    }};
+/// Turns a libc return value of `-1` into the thread's `errno` as an `io::Error`.
+pub fn cvt<T: MinusOne>(res: T) -> std::io::Result<T> {
+    if res.is_minus_one() {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(res)
+    }
+}
+
+/// Integer types libc functions return, with `-1` meaning failure.
+pub trait MinusOne: Copy {
+    /// Whether this is `-1`.
+    fn is_minus_one(self) -> bool;
+}
+
+impl MinusOne for i32 {
+    fn is_minus_one(self) -> bool {
+        self == -1
+    }
+}
+
+impl MinusOne for isize {
+    fn is_minus_one(self) -> bool {
+        self == -1
+    }
 }

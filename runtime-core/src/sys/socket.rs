@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::addr::{sockaddr_from_std, sockaddr_to_std};
-use crate::syscall;
+use super::cvt;
 
 /// Creates a close-on-exec socket for `addr`'s family, in nonblocking mode if asked.
 pub fn socket(addr: &SocketAddr, ty: libc::c_int, nonblocking: bool) -> io::Result<OwnedFd> {
@@ -15,7 +15,8 @@ pub fn socket(addr: &SocketAddr, ty: libc::c_int, nonblocking: bool) -> io::Resu
         SocketAddr::V6(_) => libc::AF_INET6,
     };
     let flags = libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
-    let fd = syscall!(socket(domain, ty | flags, 0))?;
+    // SAFETY: plain integer arguments.
+    let fd = cvt(unsafe { libc::socket(domain, ty | flags, 0) })?;
     // SAFETY: `socket` just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -23,14 +24,16 @@ pub fn socket(addr: &SocketAddr, ty: libc::c_int, nonblocking: bool) -> io::Resu
 /// Sets or clears `O_NONBLOCK`.
 pub fn set_nonblocking(fd: &impl AsRawFd, nonblocking: bool) -> io::Result<()> {
     let fd = fd.as_raw_fd();
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    // SAFETY: F_GETFL takes no pointer.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     let new = if nonblocking {
         flags | libc::O_NONBLOCK
     } else {
         flags & !libc::O_NONBLOCK
     };
     if new != flags {
-        syscall!(fcntl(fd, libc::F_SETFL, new))?;
+        // SAFETY: F_SETFL takes an integer.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, new) })?;
     }
     Ok(())
 }
@@ -42,13 +45,16 @@ pub fn setsockopt_int(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        (&value as *const libc::c_int).cast(),
-        mem::size_of::<libc::c_int>() as libc::socklen_t,
-    ))?;
+    // SAFETY: the option value is a live int of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
     Ok(())
 }
 
@@ -56,13 +62,16 @@ pub fn setsockopt_int(
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    syscall!(getsockopt(
-        fd,
-        level,
-        name,
-        (&mut value as *mut libc::c_int).cast(),
-        &mut len
-    ))?;
+    // SAFETY: `value` and `len` are live and `len` holds the size of `value`.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
     Ok(value)
 }
 
@@ -106,16 +115,14 @@ pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
 /// Binds `fd` to `addr`.
 pub fn bind(fd: RawFd, addr: &SocketAddr) -> io::Result<()> {
     let (storage, len) = sockaddr_from_std(addr);
-    syscall!(bind(
-        fd,
-        (&storage as *const libc::sockaddr_storage).cast(),
-        len
-    ))?;
+    // SAFETY: `storage` holds an address of length `len`.
+    cvt(unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
     Ok(())
 }
 
 /// Marks `fd` as listening with room for `backlog` pending connections.
 pub fn listen(fd: RawFd, backlog: libc::c_int) -> io::Result<()> {
-    syscall!(listen(fd, backlog))?;
+    // SAFETY: plain integer arguments.
+    cvt(unsafe { libc::listen(fd, backlog) })?;
     Ok(())
 }
