@@ -14,9 +14,20 @@ use syn::{Error, ItemFn, LitInt, LitStr};
 /// the program with an error that names the cause.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_main(args.into(), item.into())
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    let item: proc_macro2::TokenStream = item.into();
+    match expand_main(args.into(), item.clone()) {
+        Ok(expanded) => expanded.into(),
+        Err(e) => {
+            // Keep a `main` around so that the error above is the only one reported.
+            let mut out = e.into_compile_error();
+            if let Ok(mut func) = syn::parse2::<ItemFn>(item) {
+                func.sig.asyncness = None;
+                let sig = &func.sig;
+                out.extend(quote!(#sig { ::core::unreachable!() }));
+            }
+            out.into()
+        }
+    }
 }
 
 /// Runs an `async fn` test once on every backend compiled into `runtime`.

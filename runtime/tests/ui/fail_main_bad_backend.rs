@@ -1,0 +1,2 @@
+#[runtime::main(backend = "kqueue")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[runtime::main(threads = 2)]
+async fn main() {}
