@@ -10,8 +10,9 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use runtime::net::{TcpListener, TcpStream};
-use runtime::{Backend, BufResult, Builder, IoBuf};
+use examples::echo;
+use runtime::net::TcpListener;
+use runtime::{Backend, Builder};
 
 const USAGE: &str = "usage: echo [--addr IP:PORT] [--backend uring|epoll|auto]";
 
@@ -42,21 +43,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-async fn echo(stream: TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let BufResult(res, b) = stream.read(buf).await;
-        let n = res?;
-        if n == 0 {
-            return Ok(());
-        }
-        let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
-        res?;
-        buf = b.into_inner();
-    }
 }
 
 async fn serve(addr: SocketAddr) -> io::Result<()> {

@@ -1,0 +1,10 @@
+//! The load-benchmark harness.
+//!
+//! `compare` runs each server in its own process pinned to one core, drives it from a load
+//! client pinned to another, and reads the server's CPU time from the kernel's per-thread
+//! scheduler statistics. See `docs/benchmarks.md` for how to read the results.
+
+pub mod cpu;
+pub mod load;
+pub mod report;
+pub mod servers;

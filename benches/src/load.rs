@@ -1,0 +1,179 @@
+//! The load client: open loop at a fixed rate over many connections, on plain epoll (mio).
+//!
+//! Each request is sent at its scheduled time whether or not earlier replies have arrived, and
+//! its latency is measured from that scheduled time, so a stalled server cannot hide its stall
+//! by slowing the client down (no coordinated omission).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+/// One open-loop run.
+#[derive(Debug, Clone)]
+pub struct OpenLoop {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Connections the requests are spread over, round robin.
+    pub connections: usize,
+    /// Requests per second, all connections together.
+    pub rate: u64,
+    /// Bytes per request (the echo reply has the same size).
+    pub size: usize,
+    /// Time before measuring starts.
+    pub warmup: Duration,
+    /// Time measured.
+    pub measure: Duration,
+}
+
+/// What one run saw.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// Requests completed within the measured window.
+    pub completed: u64,
+    /// Requests sent within the measured window.
+    pub sent: u64,
+    /// Latency from scheduled send to full reply, microseconds.
+    pub latency_us: Histogram<u64>,
+    /// The measured window's real length.
+    pub window: Duration,
+    /// The client could not send on schedule (it, not the server, was the bottleneck).
+    pub client_saturated: bool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// Scheduled send times of requests not yet answered.
+    outstanding: VecDeque<Instant>,
+    /// Bytes queued but not yet accepted by the socket.
+    unsent: Vec<u8>,
+    /// Reply bytes received towards the current request.
+    partial: usize,
+}
+
+impl Conn {
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.unsent.is_empty() {
+            match self.stream.write(&self.unsent) {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>> {
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let std_stream = std::net::TcpStream::connect(addr)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(std_stream);
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        conns.push(Conn {
+            stream,
+            outstanding: VecDeque::new(),
+            unsent: Vec::new(),
+            partial: 0,
+        });
+    }
+    Ok(conns)
+}
+
+/// Runs the open loop; errors if a connection fails or the server answers wrongly.
+pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
+    let message = vec![b'x'; cfg.size];
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+
+    let interval = Duration::from_secs_f64(1.0 / cfg.rate as f64);
+    let start = Instant::now();
+    let measure_from = start + cfg.warmup;
+    let end = measure_from + cfg.measure;
+    let mut next_send = start;
+    let mut next_conn = 0usize;
+    let (mut sent, mut completed) = (0u64, 0u64);
+    let mut late = 0u64;
+
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        while next_send <= now && next_send < end {
+            if now - next_send > Duration::from_millis(1) {
+                late += 1;
+            }
+            let n_conns = conns.len();
+            let conn = &mut conns[next_conn];
+            next_conn = (next_conn + 1) % n_conns;
+            conn.outstanding.push_back(next_send);
+            conn.unsent.extend_from_slice(&message);
+            conn.flush()?;
+            if next_send >= measure_from {
+                sent += 1;
+            }
+            next_send += interval;
+        }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        for event in events.iter() {
+            let conn = &mut conns[event.token().0];
+            if event.is_writable() {
+                conn.flush()?;
+            }
+            if !event.is_readable() {
+                continue;
+            }
+            loop {
+                let n = match conn.stream.read(&mut scratch) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "server closed",
+                        ))
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                };
+                conn.partial += n;
+                let done_at = Instant::now();
+                while conn.partial >= cfg.size {
+                    conn.partial -= cfg.size;
+                    let scheduled = conn.outstanding.pop_front().ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "reply without a request")
+                    })?;
+                    if scheduled >= measure_from {
+                        completed += 1;
+                        let us = (done_at - scheduled).as_micros().max(1) as u64;
+                        latency.saturating_record(us);
+                    }
+                }
+            }
+        }
+    }
+    Ok(LoadResult {
+        completed,
+        sent,
+        latency_us: latency,
+        window: cfg.measure,
+        // More than 1% of sends over a millisecond late: the client could not keep the schedule.
+        client_saturated: late * 100 > sent.max(1),
+    })
+}
