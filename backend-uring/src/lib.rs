@@ -1,9 +1,9 @@
 //! The ring driver: the [`Driver`](runtime_core::Driver) contract over io_uring.
 //!
 //! One ring per reactor, set up with `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` where the
-//! kernel accepts them ([`setup`]). Operations become SQEs that wait in the submission queue
+//! kernel accepts them (`setup.rs`). Operations become SQEs that wait in the submission queue
 //! until the reactor's next [`park`](runtime_core::Driver::park), which submits them all and
-//! waits in one `io_uring_enter`. The [`op_table`] keeps each operation's state, and its memory
+//! waits in one `io_uring_enter`. The op table (`op_table.rs`) keeps each operation's state, and its memory
 //! after its future is dropped, until its CQE arrives.
 
 mod driver;

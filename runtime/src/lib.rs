@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! use runtime::net::TcpListener;
-//! use runtime::BufResult;
+//! use runtime::{BufResult, IoBuf};
 //!
 //! #[runtime::main]
 //! async fn main() -> std::io::Result<()> {
@@ -60,9 +60,9 @@ pub mod time {
 pub mod net {
     use crate::DefaultSource;
 
-    /// A listening TCP socket. See [`net::TcpListener`](::net::TcpListener).
+    /// A listening TCP socket. See [`::net::TcpListener`].
     pub type TcpListener = ::net::TcpListener<DefaultSource>;
-    /// A TCP connection. See [`net::TcpStream`](::net::TcpStream).
+    /// A TCP connection. See [`::net::TcpStream`].
     pub type TcpStream = ::net::TcpStream<DefaultSource>;
     /// The read half of a split [`TcpStream`].
     pub type OwnedReadHalf = ::net::OwnedReadHalf<DefaultSource>;
@@ -71,3 +71,8 @@ pub mod net {
     /// The stream of a listener's connections.
     pub type Incoming<'a> = ::net::Incoming<'a, DefaultSource>;
 }
+
+/// The README's example compiles (checked as a doctest).
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
