@@ -1,9 +1,8 @@
 //! Choosing the backend: by the program, by `RUNTIME_BACKEND`, and what `backend()` reports.
 
-use std::process::Command;
-
 use runtime::{Backend, Builder};
 
+#[cfg(feature = "epoll")]
 #[test]
 fn the_requested_backend_runs_and_says_why() {
     let info = Builder::new()
@@ -17,6 +16,25 @@ fn the_requested_backend_runs_and_says_why() {
     assert_eq!(info.backend(), Backend::Epoll);
     assert!(info.reason().contains("requested by the program"), "{info}");
     assert!(runtime::backend().is_none(), "no backend outside a runtime");
+}
+
+/// With a single backend built in, asking for the other is a clear error, not a panic.
+#[cfg(not(all(feature = "uring", feature = "epoll")))]
+#[test]
+fn asking_for_a_backend_not_built_in_is_an_error() {
+    let other = if cfg!(feature = "uring") {
+        Backend::Epoll
+    } else {
+        Backend::Uring
+    };
+    if std::env::var_os("RUNTIME_BACKEND").is_some() {
+        return;
+    }
+    let err = Builder::new()
+        .backend(other)
+        .try_block_on(async {})
+        .expect_err("not built in");
+    assert!(err.to_string().contains("this build has no"), "{err}");
 }
 
 /// Run in a child process by the test below, with the environment it sets.
@@ -34,8 +52,9 @@ fn child_reports_its_backend() {
     }
 }
 
+#[cfg(all(feature = "uring", feature = "epoll"))]
 fn child(env: &str) -> String {
-    let out = Command::new(std::env::current_exe().expect("test binary"))
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "child_reports_its_backend",
             "--exact",
@@ -53,6 +72,7 @@ fn child(env: &str) -> String {
         .unwrap_or_else(|| panic!("child printed no result: {stdout}"))
 }
 
+#[cfg(all(feature = "uring", feature = "epoll"))]
 #[test]
 fn runtime_backend_overrides_the_program() {
     let epoll = child("epoll");
