@@ -97,11 +97,12 @@ impl Driver for EpollDriver {
             let Some(io) = sources.get(event.token().0) else {
                 continue; // the wake token, or a source dropped since
             };
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                io.read.wake();
+            let error = event.is_error();
+            if event.is_readable() || event.is_read_closed() || error {
+                io.read.wake(event.is_read_closed() || error);
             }
-            if event.is_writable() || event.is_write_closed() || event.is_error() {
-                io.write.wake();
+            if event.is_writable() || event.is_write_closed() || error {
+                io.write.wake(event.is_write_closed() || error);
             }
         }
         Ok(())

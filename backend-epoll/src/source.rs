@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
-use runtime_core::{Direction, OpCode, Source};
+use runtime_core::{Direction, OpCode, OpKind, Source};
 
 use crate::attempt::{attempt, EpollOpState};
 use crate::driver::{current, Inner};
@@ -29,6 +29,22 @@ impl EpollSource {
             Direction::Read => &self.io.read,
             Direction::Write => &self.io.write,
         }
+    }
+}
+
+/// Whether a successful syscall shows the socket buffer ran dry: a stream socket that reads or
+/// writes less than asked has nothing more to give or no more room. Edge-triggered epoll reports
+/// the next arrival (or drained send buffer) as a new event, so the next attempt can wait for it
+/// instead of making a syscall only to hear `EAGAIN`.
+fn drained(kind: &OpKind, n: u32) -> bool {
+    match *kind {
+        OpKind::Recv { len, .. } => n > 0 && n < len,
+        OpKind::Send { len, .. } => n < len,
+        OpKind::Accept { .. }
+        | OpKind::Connect { .. }
+        | OpKind::RecvMsg { .. }
+        | OpKind::SendMsg { .. }
+        | OpKind::Shutdown { .. } => false,
     }
 }
 
@@ -70,16 +86,27 @@ impl Source for EpollSource {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
-        let readiness = self.readiness(code.kind().direction());
+        let Some(direction) = code.kind().direction() else {
+            return Poll::Ready(attempt(self.fd.as_raw_fd(), code, state));
+        };
+        let readiness = self.readiness(direction);
         loop {
-            let ticket = readiness.ticket();
-            match attempt(self.fd.as_raw_fd(), code, state) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if readiness.wait(ticket, cx.waker()) {
-                        return Poll::Pending;
-                    }
+            let seen = readiness.snapshot();
+            if !seen.is_ready() {
+                if readiness.wait(seen, cx.waker()) {
+                    return Poll::Pending;
                 }
-                res => return Poll::Ready(res),
+                continue;
+            }
+            match attempt(self.fd.as_raw_fd(), code, state) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => readiness.clear(seen),
+                Ok(n) => {
+                    if drained(code.kind(), n) {
+                        readiness.clear(seen);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

@@ -68,14 +68,16 @@ pub enum Direction {
 }
 
 impl OpKind {
-    /// Which readiness this operation waits for.
-    pub fn direction(&self) -> Direction {
+    /// Which readiness this operation waits for; `None` for one that never waits.
+    pub fn direction(&self) -> Option<Direction> {
         match self {
-            OpKind::Accept { .. } | OpKind::Recv { .. } | OpKind::RecvMsg { .. } => Direction::Read,
-            OpKind::Connect { .. }
-            | OpKind::Send { .. }
-            | OpKind::SendMsg { .. }
-            | OpKind::Shutdown { .. } => Direction::Write,
+            OpKind::Accept { .. } | OpKind::Recv { .. } | OpKind::RecvMsg { .. } => {
+                Some(Direction::Read)
+            }
+            OpKind::Connect { .. } | OpKind::Send { .. } | OpKind::SendMsg { .. } => {
+                Some(Direction::Write)
+            }
+            OpKind::Shutdown { .. } => None,
         }
     }
 }

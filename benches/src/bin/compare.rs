@@ -18,7 +18,8 @@ use benches::report::{median, paired_ratios, ratio_cell, Sample};
 use benches::servers::{serve, ServerKind, ServerProcess};
 
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--rates R1,R2,...] [--connections N]
-       compare serve <ours-uring|ours-epoll|tokio-ct> --cpu N";
+       compare serve <ours-uring|ours-epoll|tokio-ct> --cpu N
+       compare drive <addr> <rate> <connections> <seconds>   (load an already running server)";
 
 struct Plan {
     repeats: usize,
@@ -185,6 +186,36 @@ fn print_table(rate: u64, kinds: &[ServerKind], samples: &[Vec<Sample>]) {
     }
 }
 
+/// Loads a server started by hand (for profiling it): `drive <addr> <rate> <connections> <seconds>`.
+fn drive(args: &[String]) -> io::Result<()> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, USAGE);
+    let [addr, rate, connections, seconds] = args else {
+        return Err(bad());
+    };
+    let cfg = OpenLoop {
+        addr: addr.parse().map_err(|_| bad())?,
+        rate: rate.parse().map_err(|_| bad())?,
+        connections: connections.parse().map_err(|_| bad())?,
+        size: 64,
+        warmup: Duration::from_millis(200),
+        measure: Duration::from_secs(seconds.parse().map_err(|_| bad())?),
+    };
+    let r = run_open_loop(&cfg)?;
+    println!(
+        "completed {} of {} sent; p50 {} us, p99 {} us{}",
+        r.completed,
+        r.sent,
+        r.latency_us.value_at_quantile(0.5),
+        r.latency_us.value_at_quantile(0.99),
+        if r.client_saturated {
+            " (client saturated)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let res = if args.first().map(String::as_str) == Some("serve") {
@@ -197,6 +228,8 @@ fn main() {
             (Some(kind), Some(cpu)) => serve(kind, cpu),
             _ => Err(io::Error::new(io::ErrorKind::InvalidInput, USAGE)),
         }
+    } else if args.first().map(String::as_str) == Some("drive") {
+        drive(&args[1..])
     } else {
         match parse_plan(&args) {
             Ok(plan) => run(&plan),
