@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::Mutex;
-use runtime_core::{Driver, EnterGuard, Unpark};
+use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 use slab::Slab;
 
 use crate::readiness::ScheduledIo;
@@ -25,6 +25,15 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     /// Registered fds by token.
     pub(crate) sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    /// The reactor running this driver, once entered: its counters.
+    pub(crate) reactor: std::sync::OnceLock<ReactorHandle>,
+}
+
+impl Inner {
+    /// The running reactor's counters, if it has started.
+    pub(crate) fn metrics(&self) -> Option<&runtime_core::Metrics> {
+        self.reactor.get().map(ReactorHandle::metrics)
+    }
 }
 
 thread_local! {
@@ -70,6 +79,7 @@ impl EpollDriver {
         let inner = Arc::new(Inner {
             registry: poll.registry().try_clone()?,
             sources: Mutex::new(Slab::new()),
+            reactor: std::sync::OnceLock::new(),
         });
         Ok(EpollDriver {
             poll,
@@ -88,6 +98,9 @@ impl Driver for EpollDriver {
     }
 
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if let Some(m) = self.inner.metrics() {
+            m.driver_waits.add_local(1);
+        }
         self.poll.poll(&mut self.events, timeout)?;
         if self.events.is_empty() {
             return Ok(());
@@ -112,7 +125,8 @@ impl Driver for EpollDriver {
         self.waker.clone()
     }
 
-    fn enter(&self) -> EnterGuard {
+    fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
+        let _ = self.inner.reactor.set(reactor.clone());
         let prev = CURRENT.with(|c| c.borrow_mut().replace(self.inner.clone()));
         EnterGuard::new(move || CURRENT.with(|c| *c.borrow_mut() = prev))
     }

@@ -24,6 +24,12 @@ pub struct EpollSource {
 }
 
 impl EpollSource {
+    fn count_syscall(&self) {
+        if let Some(m) = self.driver.metrics() {
+            m.direct_syscalls.add(1);
+        }
+    }
+
     fn readiness(&self, direction: Direction) -> &Readiness {
         match direction {
             Direction::Read => &self.io.read,
@@ -87,6 +93,7 @@ impl Source for EpollSource {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         let Some(direction) = code.kind().direction() else {
+            self.count_syscall();
             return Poll::Ready(attempt(self.fd.as_raw_fd(), code, state));
         };
         let readiness = self.readiness(direction);
@@ -98,6 +105,7 @@ impl Source for EpollSource {
                 }
                 continue;
             }
+            self.count_syscall();
             match attempt(self.fd.as_raw_fd(), code, state) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => readiness.clear(seen),
                 Ok(n) => {
@@ -111,7 +119,10 @@ impl Source for EpollSource {
         }
     }
 
-    fn drop_op(&self, _state: &mut EpollOpState, _code: &OpCode, keep_alive: Box<dyn Any>) {
+    fn drop_op(&self, _state: &mut EpollOpState, _code: &OpCode, keep_alive: Box<dyn Any + Send>) {
+        if let Some(m) = self.driver.metrics() {
+            m.cancels.add(1);
+        }
         // Nothing is in flight between attempts: the kernel holds no pointer into the memory.
         drop(keep_alive);
     }

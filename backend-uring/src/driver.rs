@@ -2,22 +2,25 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
-use runtime_core::{Driver, EnterGuard, Unpark};
+use runtime_core::{Driver, EnterGuard, Metrics, ReactorHandle, Unpark, WakeStrategy};
 
 use crate::op_table::OpTable;
+use crate::remote::{is_remote, RemoteOp};
 use crate::setup::{self, RingConfig};
+use crate::shared::{RingPtr, RingShared};
 use crate::source::RingSource;
-use crate::wake::EventFd;
+use crate::wake::{EventFd, MsgRingUnpark};
 
 /// User data of the eventfd read that wakes the ring.
 const WAKE_USER_DATA: u64 = u64::MAX;
-/// User data of fire-and-forget SQEs (cancels, closes) whose CQEs are ignored.
+/// User data of fire-and-forget SQEs (cancels, closes, `MSG_RING` wakes) whose CQEs are ignored.
 pub(crate) const IGNORED_USER_DATA: u64 = u64::MAX - 1;
 
 /// How long dropping a driver waits, in total, for cancelled operations to complete.
@@ -25,9 +28,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The reactor-thread state of one ring, reached by sources through the thread-local current.
 pub(crate) struct RingInner {
-    /// Identifies the ring, so a source can tell its own reactor from another.
-    pub(crate) id: usize,
-    ring: RefCell<IoUring>,
+    pub(crate) shared: Arc<RingShared>,
+    /// # Invariant
+    /// The SQ and CQ are touched only by the reactor thread, except in `SqPoll` mode, where
+    /// every SQ push (the reactor's too) holds `shared.sq`'s lock.
+    ring: IoUring,
+    sqpoll: bool,
     pub(crate) ops: RefCell<OpTable>,
     taskrun_flag: bool,
     eventfd: Arc<EventFd>,
@@ -38,6 +44,7 @@ pub(crate) struct RingInner {
     /// only in `RingDriver::drop` once no eventfd read is in flight.
     wake_buf: *mut u64,
     wake_armed: Cell<bool>,
+    reactor: RefCell<Option<ReactorHandle>>,
 }
 
 thread_local! {
@@ -60,26 +67,38 @@ pub fn is_current() -> bool {
 static NEXT_RING_ID: AtomicUsize = AtomicUsize::new(1);
 
 impl RingInner {
+    pub(crate) fn id(&self) -> usize {
+        self.shared.id
+    }
+
+    fn with_metrics(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(r) = self.reactor.borrow().as_ref() {
+            f(r.metrics());
+        }
+    }
+
     /// Queues an SQE for the next submission; submits early only if the SQ is full.
     pub(crate) fn push(&self, entry: squeue::Entry) {
-        let mut ring = self.ring.borrow_mut();
+        let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
         loop {
-            // SAFETY: every pointer in an SQE pushed here points into memory kept alive until its
-            // CQE: either the operation's own memory (the `OpCode` invariant, with the op table
-            // holding it after the future drops) or the driver's wake buffer (its invariant).
-            if unsafe { ring.submission().push(&entry) }.is_ok() {
+            // SAFETY: the SQ is ours alone here (the `ring` invariant: reactor thread, or the
+            // `SqPoll` lock held just above).
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: every pointer in an SQE pushed here points into memory kept alive until
+            // its CQE: the operation's own memory (the `OpCode` invariant, then the op table or
+            // a `RemoteOp` after the future drops) or the driver's wake buffer (its invariant).
+            if unsafe { sq.push(&entry) }.is_ok() {
+                self.with_metrics(|m| m.sqes_submitted.add_local(1));
                 return;
             }
+            drop(sq);
             // The SQ is full: make room by submitting what is queued (no wait). If the kernel
             // refuses because the CQ is full, reap first.
-            if let Err(e) = ring.submit() {
-                if e.raw_os_error() == Some(libc::EBUSY) {
-                    drop(ring);
-                    self.reap();
-                    ring = self.ring.borrow_mut();
-                } else if e.raw_os_error() != Some(libc::EINTR) {
-                    panic!("io_uring_enter failed while the submission queue was full: {e}");
-                }
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => panic!("io_uring_enter failed while the submission queue was full: {e}"),
             }
         }
     }
@@ -96,20 +115,42 @@ impl RingInner {
         self.wake_armed.set(true);
     }
 
+    /// Pushes the SQEs other threads handed over.
+    fn push_remote(&self) {
+        for entry in self.shared.take_remote() {
+            self.push(entry);
+        }
+    }
+
+    /// Hands one CQE to its operation. Returns `true` for the wake read's CQE.
+    fn dispatch(&self, user_data: u64, result: i32, ops: &mut OpTable) -> bool {
+        match user_data {
+            WAKE_USER_DATA => return true,
+            IGNORED_USER_DATA => {}
+            ud if is_remote(ud) => {
+                self.shared.count_remote_done();
+                // SAFETY: tagged user data other than the reserved values is only ever made by
+                // `RemoteOp::into_user_data` for an SQE, whose single CQE this is.
+                unsafe { RemoteOp::from_user_data(ud) }.complete(result);
+            }
+            key => ops.complete(key as usize, result),
+        }
+        false
+    }
+
     /// Takes every CQE off the completion queue and hands it to its operation.
     fn reap(&self) {
         let mut rearm = false;
+        let mut reaped = 0;
         {
-            let mut ring = self.ring.borrow_mut();
             let mut ops = self.ops.borrow_mut();
-            for cqe in ring.completion() {
-                match cqe.user_data() {
-                    WAKE_USER_DATA => rearm = true,
-                    IGNORED_USER_DATA => {}
-                    key => ops.complete(key as usize, cqe.result()),
-                }
+            // SAFETY: only the reactor thread touches the CQ (the `ring` invariant).
+            for cqe in unsafe { self.ring.completion_shared() } {
+                reaped += 1;
+                rearm |= self.dispatch(cqe.user_data(), cqe.result(), &mut ops);
             }
         }
+        self.with_metrics(|m| m.cqes_reaped.add_local(reaped));
         if rearm {
             self.wake_armed.set(false);
             self.arm_wake();
@@ -118,23 +159,28 @@ impl RingInner {
 
     /// Submits what is queued and waits for at least one completion, at most `timeout`.
     fn enter(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let mut ring = self.ring.borrow_mut();
         let res = match timeout {
             Some(t) if t.is_zero() => {
-                let sq = ring.submission();
+                // SAFETY: reading the SQ's state from the reactor thread (the `ring` invariant).
+                let sq = unsafe { self.ring.submission_shared() };
                 let idle =
                     sq.is_empty() && !(self.taskrun_flag && sq.taskrun()) && !sq.cq_overflow();
                 drop(sq);
                 if idle {
                     return Ok(());
                 }
-                ring.submit()
+                self.with_metrics(|m| m.driver_waits.add_local(1));
+                self.ring.submit()
             }
-            None => ring.submit_and_wait(1),
+            None => {
+                self.with_metrics(|m| m.driver_waits.add_local(1));
+                self.ring.submit_and_wait(1)
+            }
             Some(t) => {
+                self.with_metrics(|m| m.driver_waits.add_local(1));
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                ring.submitter().submit_with_args(1, &args)
+                self.ring.submitter().submit_with_args(1, &args)
             }
         };
         match res {
@@ -150,14 +196,15 @@ impl RingInner {
 /// An io_uring driver for one reactor thread.
 pub struct RingDriver {
     inner: Rc<RingInner>,
-    downgrade: Option<String>,
+    unpark: Arc<dyn Unpark>,
+    description: String,
 }
 
 impl std::fmt::Debug for RingDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingDriver")
-            .field("id", &self.inner.id)
-            .field("downgrade", &self.downgrade)
+            .field("id", &self.inner.id())
+            .field("description", &self.description)
             .finish()
     }
 }
@@ -168,25 +215,38 @@ impl RingDriver {
     pub fn new(config: &RingConfig) -> io::Result<Self> {
         let built = setup::build(config)?;
         let eventfd = EventFd::new()?;
+        let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(RingShared::new(id, built.ring.as_raw_fd()));
+        let sqpoll = built.ring.params().is_setup_sqpoll();
         let inner = Rc::new(RingInner {
-            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
-            ring: RefCell::new(built.ring),
+            shared: shared.clone(),
+            ring: built.ring,
+            sqpoll,
             ops: RefCell::new(OpTable::default()),
             taskrun_flag: built.taskrun_flag,
-            eventfd,
+            eventfd: eventfd.clone(),
             wake_buf: Box::into_raw(Box::new(0u64)),
             wake_armed: Cell::new(false),
+            reactor: RefCell::new(None),
         });
+        if sqpoll {
+            *shared.sq.lock() = Some(RingPtr(&inner.ring));
+        }
         inner.arm_wake();
+        let unpark: Arc<dyn Unpark> = match config.wake {
+            WakeStrategy::MsgRing => Arc::new(MsgRingUnpark::new(shared.clone(), eventfd)),
+            _ => eventfd,
+        };
         Ok(RingDriver {
             inner,
-            downgrade: built.downgrade,
+            unpark,
+            description: built.description,
         })
     }
 
-    /// Why the ring runs without `SINGLE_ISSUER | DEFER_TASKRUN`, if it does.
-    pub fn downgrade(&self) -> Option<&str> {
-        self.downgrade.as_deref()
+    /// How the ring was set up, and what was given up (flags the kernel refused), if anything.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 }
 
@@ -198,16 +258,19 @@ impl Driver for RingDriver {
     }
 
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.push_remote();
         self.inner.enter(timeout)?;
         self.inner.reap();
         Ok(())
     }
 
     fn unparker(&self) -> Arc<dyn Unpark> {
-        self.inner.eventfd.clone()
+        self.unpark.clone()
     }
 
-    fn enter(&self) -> EnterGuard {
+    fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
+        let _ = self.inner.shared.reactor.set(reactor.clone());
+        *self.inner.reactor.borrow_mut() = Some(reactor.clone());
         let prev = CURRENT.with(|c| c.borrow_mut().replace(self.inner.clone()));
         EnterGuard::new(move || CURRENT.with(|c| *c.borrow_mut() = prev))
     }
@@ -218,37 +281,44 @@ impl Drop for RingDriver {
     /// kernel still holds after that is leaked rather than freed.
     fn drop(&mut self) {
         let inner = &self.inner;
-        let in_flight = inner.ops.borrow().in_flight();
-        for key in in_flight {
+        // Refuse further handovers; what was queued but never pushed is cancelled here.
+        for entry in inner.shared.close() {
+            if is_remote(entry.get_user_data()) {
+                inner.shared.count_remote_done();
+            }
+            RemoteOp::fail_unsubmitted(&entry);
+        }
+        for key in inner.ops.borrow().in_flight() {
             inner.push(
                 opcode::AsyncCancel::new(key as u64)
                     .build()
                     .user_data(IGNORED_USER_DATA),
             );
         }
+        // Everything else (the wake read, handed-over operations); kernels before 6.0 refuse
+        // this, and then whatever is left is leaked after the timeout below.
         inner.push(
-            opcode::AsyncCancel::new(WAKE_USER_DATA)
+            opcode::AsyncCancel2::new(types::CancelBuilder::any())
                 .build()
                 .user_data(IGNORED_USER_DATA),
         );
-        // The wake read completes (cancelled) without re-arming from here on.
-        let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
         loop {
-            let wake_pending = inner.wake_armed.get();
-            if inner.ops.borrow().in_flight().is_empty() && !wake_pending {
+            let pending = !inner.ops.borrow().in_flight().is_empty()
+                || inner.shared.remote_in_flight() > 0
+                || inner.wake_armed.get();
+            if !pending {
                 break;
             }
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             if now >= deadline || inner.enter(Some(deadline - now)).is_err() {
                 break;
             }
-            let mut ring = inner.ring.borrow_mut();
             let mut ops = inner.ops.borrow_mut();
-            for cqe in ring.completion() {
-                match cqe.user_data() {
-                    WAKE_USER_DATA => inner.wake_armed.set(false),
-                    IGNORED_USER_DATA => {}
-                    key => ops.complete(key as usize, cqe.result()),
+            // SAFETY: only the reactor thread touches the CQ (the `ring` invariant).
+            for cqe in unsafe { inner.ring.completion_shared() } {
+                if inner.dispatch(cqe.user_data(), cqe.result(), &mut ops) {
+                    inner.wake_armed.set(false); // cancelled: not re-armed any more
                 }
             }
         }

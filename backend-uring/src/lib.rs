@@ -6,13 +6,16 @@
 //! waits in one `io_uring_enter`. The op table (`op_table.rs`) keeps each operation's state, and its memory
 //! after its future is dropped, until its CQE arrives.
 
+mod direct;
 mod driver;
 mod op_table;
+mod remote;
 mod setup;
+mod shared;
 mod source;
 mod sqe;
 mod wake;
 
 pub use driver::{is_current, RingDriver};
 pub use setup::RingConfig;
-pub use source::{RingOpState, RingSource};
+pub use source::{RemoteOpHandle, RingOpState, RingSource};

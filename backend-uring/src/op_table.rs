@@ -1,6 +1,7 @@
 //! The table of operations in flight, each with an explicit lifecycle.
 
 use std::any::Any;
+
 use std::task::Waker;
 
 use slab::Slab;
@@ -12,7 +13,7 @@ pub(crate) enum Lifecycle {
     /// Its future was dropped before the CQE: the memory the kernel may still use is kept here
     /// until the CQE arrives. `accepts` marks an accept, whose late fd must be closed.
     Ignored {
-        keep_alive: Box<dyn Any>,
+        keep_alive: Box<dyn Any + Send>,
         accepts: bool,
     },
     /// The CQE arrived with this result; the future has not seen it yet.
@@ -73,9 +74,19 @@ impl OpTable {
 
     /// The future of `key` is gone. Returns `true` if the kernel still owns the operation (the
     /// caller should cancel it); `keep_alive` is then kept until the CQE.
-    pub(crate) fn abandon(&mut self, key: usize, keep_alive: Box<dyn Any>, accepts: bool) -> bool {
+    pub(crate) fn abandon(
+        &mut self,
+        key: usize,
+        keep_alive: Box<dyn Any + Send>,
+        accepts: bool,
+    ) -> bool {
         match self.ops.get_mut(key) {
-            Some(Lifecycle::Completed(_)) => {
+            Some(Lifecycle::Completed(res)) => {
+                if accepts && *res >= 0 {
+                    // Accepted, but the future is gone before it saw the fd: close it.
+                    // SAFETY: the kernel gave us this fd and nothing else knows of it.
+                    unsafe { libc::close(*res) };
+                }
                 self.ops.remove(key);
                 false
             }

@@ -3,6 +3,7 @@
 use std::io;
 
 use io_uring::{IoUring, Probe};
+use runtime_core::WakeStrategy;
 
 use crate::sqe::REQUIRED_OPCODES;
 
@@ -11,19 +12,24 @@ use crate::sqe::REQUIRED_OPCODES;
 pub struct RingConfig {
     /// Submission queue entries (the completion queue gets twice as many).
     pub entries: u32,
+    /// How other threads wake the ring; `SqPoll` sets the ring up with a kernel SQ thread.
+    pub wake: WakeStrategy,
 }
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { entries: 256 }
+        RingConfig {
+            entries: 256,
+            wake: WakeStrategy::default(),
+        }
     }
 }
 
 /// A ring and what was given up to get it.
 pub(crate) struct BuiltRing {
     pub(crate) ring: IoUring,
-    /// Why the preferred flags were not used, if they were not.
-    pub(crate) downgrade: Option<String>,
+    /// How it was set up, and why the preferred flags were not used if they were not.
+    pub(crate) description: String,
     /// Whether the kernel flags pending deferred work in the SQ ring (`TASKRUN_FLAG`).
     pub(crate) taskrun_flag: bool,
 }
@@ -32,6 +38,20 @@ pub(crate) struct BuiltRing {
 /// those flags (before 6.1), `COOP_TASKRUN | TASKRUN_FLAG`, or a plain ring, recording why.
 pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
     let entries = config.entries.max(2);
+    if let WakeStrategy::SqPoll { idle } = config.wake {
+        // SQPOLL excludes DEFER_TASKRUN, and foreign threads push into its SQ: no SINGLE_ISSUER.
+        let idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
+        let ring = IoUring::builder()
+            .setup_sqpoll(idle_ms)
+            .build(entries)
+            .map_err(refused)?;
+        check_features(&ring)?;
+        return Ok(BuiltRing {
+            ring,
+            description: format!("ring with SQPOLL (idle {idle_ms} ms)"),
+            taskrun_flag: false,
+        });
+    }
     let mut downgrade = None;
     let preferred = IoUring::builder()
         .setup_single_issuer()
@@ -59,9 +79,13 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
         Err(e) => return Err(refused(e)),
     };
     check_features(&ring)?;
+    if config.wake == WakeStrategy::MsgRing {
+        check_opcode(&ring, io_uring::opcode::MsgRingData::CODE, "MSG_RING")?;
+    }
     Ok(BuiltRing {
         ring,
-        downgrade,
+        description: downgrade
+            .unwrap_or_else(|| "ring with SINGLE_ISSUER|DEFER_TASKRUN".to_string()),
         taskrun_flag,
     })
 }
@@ -88,6 +112,20 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+fn check_opcode(ring: &IoUring, code: u8, name: &str) -> io::Result<()> {
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
+    if probe.is_supported(code) {
+        Ok(())
+    } else {
+        Err(unsupported(&format!(
+            "kernel lacks the io_uring opcode {name}"
+        )))
+    }
 }
 
 fn unsupported(why: &str) -> io::Error {

@@ -1,40 +1,145 @@
-//! A socket fd used through the ring driver.
+//! A socket fd used through the ring driver, from its reactor (inline) or any other thread
+//! (handed over).
 
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use io_uring::{opcode, types};
-use runtime_core::{OpCode, OpKind, Source};
+use io_uring::{opcode, squeue, types};
+use runtime_core::{OpCode, OpKind, Source, WakeStrategy};
 
-use crate::driver::{with_current, IGNORED_USER_DATA};
+use crate::direct::try_direct;
+use crate::driver::{with_current, RingInner, IGNORED_USER_DATA};
+use crate::remote::RemoteOp;
+use crate::shared::RingShared;
 use crate::sqe;
 
 /// An fd whose operations go through the ring of the reactor that created it.
-#[derive(Debug)]
 pub struct RingSource {
     /// `None` only while dropping.
     fd: Option<OwnedFd>,
-    /// The id of the owning reactor's ring.
-    owner: usize,
+    owner: Arc<RingShared>,
 }
 
-/// The slab key of an operation once submitted.
-pub type RingOpState = Option<usize>;
+impl std::fmt::Debug for RingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingSource")
+            .field("fd", &self.as_raw_fd())
+            .field("ring", &self.owner.id)
+            .finish()
+    }
+}
 
-fn not_on_owner() -> io::Error {
-    io::Error::other(
-        "io_uring operation polled on a thread other than the reactor that owns the socket",
-    )
+/// Where an operation is.
+#[derive(Default)]
+pub enum RingOpState {
+    /// Not started.
+    #[default]
+    Idle,
+    /// Submitted inline: its slot in the owning reactor's op table.
+    Local(usize),
+    /// Handed over from another thread: its completion cell.
+    Remote(RemoteOpHandle),
+}
+
+/// A handed-over operation, as its future sees it.
+pub struct RemoteOpHandle(Arc<RemoteOp>);
+
+impl std::fmt::Debug for RemoteOpHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteOpHandle")
+    }
+}
+
+impl std::fmt::Debug for RingOpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RingOpState::Idle => f.write_str("Idle"),
+            RingOpState::Local(key) => write!(f, "Local({key})"),
+            RingOpState::Remote(_) => f.write_str("Remote"),
+        }
+    }
+}
+
+fn cqe_result(res: i32) -> io::Result<u32> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as u32)
+    }
+}
+
+fn moved_off_its_thread() -> io::Error {
+    io::Error::other("an io_uring operation started on its reactor was polled from another thread")
+}
+
+impl RingSource {
+    fn strategy(&self) -> WakeStrategy {
+        self.owner
+            .reactor
+            .get()
+            .map(|r| r.wake_strategy())
+            .unwrap_or_default()
+    }
+
+    /// The owning ring, if the calling thread is its reactor.
+    fn on_owner<R>(&self, f: impl FnOnce(&RingInner) -> R) -> Option<R> {
+        with_current(|ring| (ring.id() == self.owner.id).then(|| f(ring))).flatten()
+    }
+
+    /// Gives an SQE to the owning reactor from another thread, by the wake strategy.
+    fn hand_over(&self, entry: squeue::Entry) {
+        let entry = if matches!(self.strategy(), WakeStrategy::SqPoll { .. }) {
+            match self.owner.push_direct(entry) {
+                Ok(()) => return,
+                Err(entry) => entry,
+            }
+        } else {
+            entry
+        };
+        // A refused handover (the reactor is gone) completes the operation with an error.
+        if let Err(entry) = self.owner.hand_over(entry) {
+            if crate::remote::is_remote(entry.get_user_data()) {
+                self.owner.count_remote_done();
+            }
+            RemoteOp::fail_unsubmitted(&entry);
+        }
+    }
+
+    /// The handoff path: starts `code` from a thread that is not the owning reactor.
+    fn start_remote(
+        &self,
+        state: &mut RingOpState,
+        code: &OpCode,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        if self.strategy() == WakeStrategy::DirectFirst {
+            if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
+                m.direct_syscalls.add(1);
+            }
+            if let Some(res) = try_direct(self.as_raw_fd(), code.kind()) {
+                return Poll::Ready(res);
+            }
+        }
+        let op = RemoteOp::new(cx.waker().clone());
+        let entry =
+            sqe::build(self.as_raw_fd(), code.kind()).user_data(op.clone().into_user_data());
+        self.owner.count_remote_submitted();
+        self.hand_over(entry);
+        *state = RingOpState::Remote(RemoteOpHandle(op));
+        Poll::Pending
+    }
 }
 
 impl Source for RingSource {
     type OpState = RingOpState;
 
     fn new(fd: OwnedFd) -> io::Result<Self> {
-        let owner = with_current(|ring| ring.id)
-            .ok_or_else(|| io::Error::other("no io_uring runtime is running on this thread"))?;
+        let owner = with_current(|ring| ring.shared.clone()).ok_or_else(|| {
+            io::Error::other("sockets of the io_uring backend must be created on a reactor thread")
+        })?;
         Ok(RingSource {
             fd: Some(fd),
             owner,
@@ -56,62 +161,84 @@ impl Source for RingSource {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
-        let polled = with_current(|ring| {
-            if ring.id != self.owner {
-                return Poll::Ready(Err(not_on_owner()));
+        match state {
+            RingOpState::Idle => {
+                let inline = self.on_owner(|ring| {
+                    let key = ring.ops.borrow_mut().insert(cx.waker().clone());
+                    ring.push(sqe::build(self.as_raw_fd(), code.kind()).user_data(key as u64));
+                    key
+                });
+                match inline {
+                    Some(key) => {
+                        *state = RingOpState::Local(key);
+                        Poll::Pending
+                    }
+                    None => self.start_remote(state, code, cx),
+                }
             }
-            let Some(key) = *state else {
-                let key = ring.ops.borrow_mut().insert(cx.waker().clone());
-                let entry = sqe::build(self.as_raw_fd(), code.kind()).user_data(key as u64);
-                ring.push(entry);
-                *state = Some(key);
-                return Poll::Pending;
-            };
-            match ring.ops.borrow_mut().poll(key, cx.waker()) {
-                Some(res) if res < 0 => Poll::Ready(Err(io::Error::from_raw_os_error(-res))),
-                Some(res) => Poll::Ready(Ok(res as u32)),
+            RingOpState::Local(key) => {
+                let key = *key;
+                match self.on_owner(|ring| ring.ops.borrow_mut().poll(key, cx.waker())) {
+                    Some(Some(res)) => Poll::Ready(cqe_result(res)),
+                    Some(None) => Poll::Pending,
+                    None => Poll::Ready(Err(moved_off_its_thread())),
+                }
+            }
+            RingOpState::Remote(op) => match op.0.poll(cx.waker()) {
+                Some(res) => Poll::Ready(cqe_result(res)),
                 None => Poll::Pending,
-            }
-        });
-        polled.unwrap_or_else(|| Poll::Ready(Err(not_on_owner())))
+            },
+        }
     }
 
-    fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any>) {
-        let Some(key) = state.take() else {
-            return;
-        };
-        let on_owner = with_current(|ring| ring.id == self.owner) == Some(true);
-        if !on_owner {
-            // Off the owning reactor we cannot reach the table that would keep the memory until
-            // the kernel lets go of it: leak it rather than free it under the kernel.
-            std::mem::forget(keep_alive);
-            return;
+    fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any + Send>) {
+        let accepts = matches!(code.kind(), OpKind::Accept { .. });
+        if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
+            m.cancels.add(1);
         }
-        with_current(|ring| {
-            let accepts = matches!(code.kind(), OpKind::Accept { .. });
-            if ring.ops.borrow_mut().abandon(key, keep_alive, accepts) {
-                ring.push(
-                    opcode::AsyncCancel::new(key as u64)
-                        .build()
-                        .user_data(IGNORED_USER_DATA),
-                );
+        match std::mem::take(state) {
+            RingOpState::Idle => {}
+            RingOpState::Local(key) => {
+                if !self.owner_is_current() {
+                    // Off the owning reactor the table that would keep the memory is out of
+                    // reach: leak it rather than free it under the kernel.
+                    std::mem::forget(keep_alive);
+                    return;
+                }
+                self.on_owner(|ring| {
+                    if ring.ops.borrow_mut().abandon(key, keep_alive, accepts) {
+                        let cancel = opcode::AsyncCancel::new(key as u64);
+                        ring.push(cancel.build().user_data(IGNORED_USER_DATA));
+                    }
+                });
             }
-        });
+            RingOpState::Remote(op) => {
+                if op.0.abandon(keep_alive, accepts) {
+                    let cancel = opcode::AsyncCancel::new(op.0.user_data());
+                    self.hand_over(cancel.build().user_data(IGNORED_USER_DATA));
+                }
+            }
+        }
+    }
+}
+
+impl RingSource {
+    fn owner_is_current(&self) -> bool {
+        self.on_owner(|_| ()).is_some()
     }
 }
 
 impl Drop for RingSource {
     fn drop(&mut self) {
         let Some(fd) = self.fd.take() else { return };
-        let owner = self.owner;
-        let fd = match with_current(|ring| ring.id == owner) {
-            Some(true) => fd.into_raw_fd(),
-            _ => return drop(fd),
-        };
+        if !self.owner_is_current() {
+            return drop(fd);
+        }
         // Close through the ring: batched into the next submission instead of a syscall now.
-        with_current(|ring| {
+        let raw = fd.into_raw_fd();
+        self.on_owner(|ring| {
             ring.push(
-                opcode::Close::new(types::Fd(fd))
+                opcode::Close::new(types::Fd(raw))
                     .build()
                     .user_data(IGNORED_USER_DATA),
             )

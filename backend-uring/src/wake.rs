@@ -1,4 +1,4 @@
-//! The eventfd that wakes a parked ring from another thread.
+//! How another thread wakes a parked ring: its eventfd, or a `MSG_RING` from another ring.
 //!
 //! The ring keeps a `READ` of the eventfd in flight at all times; a write from any thread
 //! completes it, which ends the reactor's `io_uring_enter` wait. Its CQE re-arms the read.
@@ -7,8 +7,12 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
+use io_uring::{opcode, types};
 use runtime_core::sys::cvt;
 use runtime_core::Unpark;
+
+use crate::driver::{with_current, IGNORED_USER_DATA};
+use crate::shared::RingShared;
 
 /// Writes the reactor's eventfd.
 #[derive(Debug)]
@@ -42,5 +46,39 @@ impl Unpark for EventFd {
                 std::mem::size_of::<u64>(),
             )
         });
+    }
+}
+
+/// Wakes a ring with `IORING_OP_MSG_RING` from a thread that owns a ring of its own (another
+/// reactor): no eventfd, no syscall on the spot (the message goes out with that reactor's next
+/// submission). Other threads fall back to the eventfd.
+pub(crate) struct MsgRingUnpark {
+    target: Arc<RingShared>,
+    eventfd: Arc<EventFd>,
+}
+
+impl MsgRingUnpark {
+    pub(crate) fn new(target: Arc<RingShared>, eventfd: Arc<EventFd>) -> Self {
+        MsgRingUnpark { target, eventfd }
+    }
+}
+
+impl Unpark for MsgRingUnpark {
+    fn unpark(&self) {
+        let target_fd = self.target.ring_fd;
+        let target_id = self.target.id;
+        let sent = with_current(|ring| {
+            if ring.id() == target_id {
+                return false; // our own ring: nothing to wake
+            }
+            let msg = opcode::MsgRingData::new(types::Fd(target_fd), 0, IGNORED_USER_DATA, None)
+                .build()
+                .user_data(IGNORED_USER_DATA);
+            ring.push(msg);
+            true
+        });
+        if sent != Some(true) {
+            self.eventfd.unpark();
+        }
     }
 }

@@ -11,7 +11,8 @@ use syn::{Error, ItemFn, LitInt, LitStr};
 ///
 /// `#[runtime::main(backend = "uring")]` asks for a backend (`"uring"`, `"epoll"` or `"auto"`,
 /// the default); `RUNTIME_BACKEND` overrides it at run time. A backend that cannot start ends
-/// the program with an error that names the cause.
+/// the program with an error that names the cause. `reactors = N`, `pool_threads = N` and
+/// `wake = "eventfd-if-parked"` (or another strategy) shape the runtime.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     let item: proc_macro2::TokenStream = item.into();
@@ -34,7 +35,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The test becomes a module of the same name with one test per backend (`name::uring`,
 /// `name::epoll`). A backend the kernel refuses prints why and skips. A watchdog aborts a test
-/// that runs longer than `timeout_secs` (default 120).
+/// that runs longer than `timeout_secs` (default 120). The runtime has one reactor and one pool
+/// thread unless `reactors = N`, `pool_threads = N` or `wake = "..."` say otherwise.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_test(args.into(), item.into())
@@ -78,17 +80,64 @@ fn backend_variant(lit: &LitStr) -> syn::Result<proc_macro2::TokenStream> {
     }
 }
 
+/// Runtime-shape arguments both attributes take: `reactors = N`, `pool_threads = N`,
+/// `wake = "..."`. Returns the builder calls they stand for.
+fn shape_arg(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    calls: &mut Vec<proc_macro2::TokenStream>,
+) -> syn::Result<bool> {
+    if meta.path.is_ident("reactors") || meta.path.is_ident("pool_threads") {
+        let n: LitInt = meta.value()?.parse()?;
+        let n: usize = n.base10_parse()?;
+        let method = meta.path.get_ident().expect("checked above").clone();
+        calls.push(quote!(.#method(#n)));
+        return Ok(true);
+    }
+    if meta.path.is_ident("wake") {
+        let lit: LitStr = meta.value()?.parse()?;
+        let value = lit.value();
+        let known = [
+            "eventfd",
+            "eventfd-if-parked",
+            "timeout:",
+            "sqpoll",
+            "msg-ring",
+            "direct-first",
+        ];
+        if !known.iter().any(|k| {
+            value == *k
+                || (k.ends_with(':') && value.starts_with(k))
+                || value.starts_with("sqpoll:")
+        }) {
+            return Err(Error::new(
+                lit.span(),
+                format!("unknown wake strategy {value:?}: expected eventfd, eventfd-if-parked, timeout:<dur>, sqpoll, msg-ring or direct-first"),
+            ));
+        }
+        calls.push(quote! {
+            .wake(::runtime::WakeStrategy::parse(#lit).unwrap_or_else(|e| panic!("{e}")))
+        });
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 fn expand_main(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> syn::Result<proc_macro2::TokenStream> {
     let mut backend = quote!(::runtime::Backend::Auto);
+    let mut calls = Vec::new();
     syn::meta::parser(|meta| {
         if meta.path.is_ident("backend") {
             backend = backend_variant(&meta.value()?.parse()?)?;
             Ok(())
+        } else if shape_arg(&meta, &mut calls)? {
+            Ok(())
         } else {
-            Err(meta.error("unknown #[runtime::main] argument: expected `backend = \"...\"`"))
+            Err(meta.error(
+                "unknown #[runtime::main] argument: expected backend, reactors, pool_threads or wake",
+            ))
         }
     })
     .parse2(args)?;
@@ -105,7 +154,7 @@ fn expand_main(
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            ::runtime::private::run_main(::runtime::Builder::new().backend(#backend), #body)
+            ::runtime::private::run_main(::runtime::Builder::new().backend(#backend) #(#calls)*, #body)
         }
     })
 }
@@ -115,14 +164,19 @@ fn expand_test(
     item: proc_macro2::TokenStream,
 ) -> syn::Result<proc_macro2::TokenStream> {
     let mut timeout = quote!(::runtime::private::DEFAULT_TEST_TIMEOUT);
+    let mut calls = Vec::new();
     syn::meta::parser(|meta| {
         if meta.path.is_ident("timeout_secs") {
             let secs: LitInt = meta.value()?.parse()?;
             let secs: u64 = secs.base10_parse()?;
             timeout = quote!(::std::time::Duration::from_secs(#secs));
             Ok(())
+        } else if shape_arg(&meta, &mut calls)? {
+            Ok(())
         } else {
-            Err(meta.error("unknown #[runtime::test] argument: expected `timeout_secs = N`"))
+            Err(meta.error(
+                "unknown #[runtime::test] argument: expected timeout_secs, reactors, pool_threads or wake",
+            ))
         }
     })
     .parse2(args)?;
@@ -152,6 +206,7 @@ fn expand_test(
                         ::runtime::Backend::#variant,
                         concat!(module_path!(), "::", stringify!(#name)),
                         #timeout,
+                        ::runtime::private::test_builder() #(#calls)*,
                         super::#body_fn(),
                     )
                 }

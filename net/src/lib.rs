@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 
 mod listener;
+mod serve;
 mod stream;
 
 pub use listener::{Incoming, TcpListener};
+pub use serve::serve;
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 
 use std::io;

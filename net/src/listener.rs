@@ -22,9 +22,19 @@ pub struct TcpListener<S: Source> {
 impl<S: Source> TcpListener<S> {
     /// Binds to the first address of `addr` that works (with `SO_REUSEADDR`) and listens.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Self::bind_with(addr, false)
+    }
+
+    /// As [`bind`](TcpListener::bind), with `SO_REUSEPORT`: several listeners (one per reactor)
+    /// can bind the same address, and the kernel spreads connections among them.
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: impl ToSocketAddrs, reuseport: bool) -> io::Result<Self> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
-            match Self::bind_one(&addr) {
+            match Self::bind_one(&addr, reuseport) {
                 Ok(l) => return Ok(l),
                 Err(e) => last = Some(io::Error::new(e.kind(), format!("bind {addr}: {e}"))),
             }
@@ -34,16 +44,15 @@ impl<S: Source> TcpListener<S> {
         }))
     }
 
-    fn bind_one(addr: &SocketAddr) -> io::Result<Self> {
+    fn bind_one(addr: &SocketAddr, reuseport: bool) -> io::Result<Self> {
         let fd = sys::socket(addr, libc::SOCK_STREAM, S::nonblocking()?)?;
-        sys::setsockopt_int(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            1,
-        )?;
-        sys::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), addr)?;
-        sys::listen(std::os::fd::AsRawFd::as_raw_fd(&fd), BACKLOG)?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if reuseport {
+            sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
+        sys::bind(raw, addr)?;
+        sys::listen(raw, BACKLOG)?;
         Ok(TcpListener {
             source: S::new(fd)?,
         })

@@ -25,7 +25,7 @@ impl<T, B> BufResult<T, B> {
 /// # Safety
 /// `stable_ptr()` must point to `bytes_init()` initialised bytes, and that memory must stay valid
 /// and at the same address while the value is moved around, until it is dropped.
-pub unsafe trait IoBuf: Unpin + 'static {
+pub unsafe trait IoBuf: Unpin + Send + 'static {
     /// Start of the buffer's memory.
     fn stable_ptr(&self) -> *const u8;
     /// Number of initialised bytes: what a write sends.

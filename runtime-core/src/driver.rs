@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::op::OpCode;
+use crate::scheduler::ReactorHandle;
 
 /// An I/O driver owned by one reactor thread.
 ///
@@ -52,7 +53,8 @@ pub trait Driver: 'static {
     fn unparker(&self) -> Arc<dyn Unpark>;
 
     /// Installs this driver as the calling thread's current driver until the guard drops.
-    fn enter(&self) -> EnterGuard;
+    /// `reactor` is the reactor that runs it: its counters, and how to wake it.
+    fn enter(&self, reactor: &ReactorHandle) -> EnterGuard;
 }
 
 /// Wakes a parked driver from any thread.
@@ -109,7 +111,7 @@ impl std::fmt::Debug for EnterGuard {
 ///   open in the kernel, not the fd number, so a closed-and-reused number is never touched.
 pub trait Source: Send + Sync + Sized + 'static {
     /// Per-operation state the driver keeps inline in the operation's future.
-    type OpState: Default + Unpin + 'static;
+    type OpState: Default + Unpin + Send + 'static;
 
     /// Registers `fd` with the current thread's driver.
     fn new(fd: OwnedFd) -> io::Result<Self>;
@@ -129,5 +131,5 @@ pub trait Source: Send + Sync + Sized + 'static {
     ) -> Poll<io::Result<u32>>;
 
     /// Gives up on an operation that was polled but has not completed.
-    fn drop_op(&self, state: &mut Self::OpState, code: &OpCode, keep_alive: Box<dyn Any>);
+    fn drop_op(&self, state: &mut Self::OpState, code: &OpCode, keep_alive: Box<dyn Any + Send>);
 }

@@ -8,17 +8,29 @@
 mod buf;
 mod driver;
 mod join;
+pub mod metrics;
 mod op;
 pub mod ops;
 pub mod park;
+mod pool;
+mod runtime;
 mod scheduler;
 pub mod sys;
 mod task;
 mod timer;
+mod wake;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{Driver, EnterGuard, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use op::{Direction, Op, OpCode, OpKind};
-pub use scheduler::{block_on, in_runtime, spawn, yield_now};
+pub use runtime::{
+    metrics, reactors, run_runtime, spawn_blocking, spawn_on, spawn_pool, RuntimeConfig,
+};
+pub use scheduler::{
+    block_on, current_reactor, in_runtime, run_reactor, set_timer_home, spawn, yield_now,
+    ReactorConfig, ReactorHandle,
+};
 pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};
+pub use wake::WakeStrategy;

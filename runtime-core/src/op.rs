@@ -93,6 +93,11 @@ pub struct OpCode {
     kind: OpKind,
 }
 
+// SAFETY: the pointers point into memory owned by the operation's data, which is `Send` (an
+// `Op`'s `T: Send`) and travels with it; an `OpCode` is never used apart from its `Op`, whose
+// `Source` synchronises any access from another thread.
+unsafe impl Send for OpCode {}
+
 impl OpCode {
     /// The operation.
     pub fn kind(&self) -> &OpKind {
@@ -104,7 +109,7 @@ impl OpCode {
 ///
 /// Dropped before completion, it gives that memory to the driver ([`Source::drop_op`]) instead of
 /// freeing it, so the kernel never writes into freed memory.
-pub struct Op<'a, S: Source, T: 'static> {
+pub struct Op<'a, S: Source, T: Send + 'static> {
     source: &'a S,
     code: OpCode,
     state: S::OpState,
@@ -113,7 +118,7 @@ pub struct Op<'a, S: Source, T: 'static> {
     started: bool,
 }
 
-impl<'a, S: Source, T: 'static> Op<'a, S, T> {
+impl<'a, S: Source, T: Send + 'static> Op<'a, S, T> {
     /// An operation on `source` that owns `data`.
     ///
     /// # Safety
@@ -133,9 +138,9 @@ impl<'a, S: Source, T: 'static> Op<'a, S, T> {
 
 // The op never pins `data`: the kernel sees only the heap memory `data` owns, which stays put
 // however the op moves.
-impl<S: Source, T: 'static> Unpin for Op<'_, S, T> {}
+impl<S: Source, T: Send + 'static> Unpin for Op<'_, S, T> {}
 
-impl<S: Source, T: 'static> Future for Op<'_, S, T> {
+impl<S: Source, T: Send + 'static> Future for Op<'_, S, T> {
     type Output = (io::Result<u32>, T);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -158,7 +163,7 @@ impl<S: Source, T: 'static> Future for Op<'_, S, T> {
     }
 }
 
-impl<S: Source, T: 'static> Drop for Op<'_, S, T> {
+impl<S: Source, T: Send + 'static> Drop for Op<'_, S, T> {
     fn drop(&mut self) {
         if let Some(data) = self.data.take() {
             if self.started {
@@ -169,7 +174,7 @@ impl<S: Source, T: 'static> Drop for Op<'_, S, T> {
     }
 }
 
-impl<S: Source, T: 'static> std::fmt::Debug for Op<'_, S, T> {
+impl<S: Source, T: Send + 'static> std::fmt::Debug for Op<'_, S, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Op").field("code", &self.code).finish()
     }

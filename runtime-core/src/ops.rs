@@ -102,6 +102,10 @@ struct Vectored<B> {
     msg: Box<libc::msghdr>,
 }
 
+// SAFETY: the raw pointers in `msg` and the iovecs point only into `bufs` and `_iovecs`, which
+// move with the struct; sending it to another thread sends that memory along with them.
+unsafe impl<B: Send> Send for Vectored<B> {}
+
 fn vectored<B>(bufs: Vec<B>, iovecs: Box<[libc::iovec]>) -> Vectored<B> {
     // SAFETY: all-zero is a valid msghdr (no name, no control data).
     let mut msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });

@@ -16,21 +16,31 @@ use slab::Slab;
 
 use crate::driver::{Driver, Unpark};
 use crate::join::{JoinHandle, JoinState};
+use crate::metrics::Metrics;
 use crate::park::ParkState;
 use crate::task::{RawTask, TaskCell, TaskId, TaskWaker, MAIN_TASK};
 use crate::timer::TimerQueue;
+use crate::wake::WakeStrategy;
 
 /// Tasks polled per loop turn before the reactor looks at I/O again, so that a busy task set
 /// cannot starve completions.
 const TASKS_PER_TURN: usize = 128;
 
+/// Work handed to a reactor from another thread: run on the reactor thread.
+type Injected = Box<dyn FnOnce() + Send>;
+
 /// The part of a reactor that other threads reach: through wakers, timers and handles.
 pub(crate) struct Shared {
+    index: usize,
     /// Tasks woken from other threads, drained by the reactor every turn.
     remote: Mutex<Vec<TaskId>>,
+    /// Closures handed over from other threads, run by the reactor every turn.
+    inject: Mutex<Vec<Injected>>,
     park: ParkState,
     unpark: Arc<dyn Unpark>,
+    wake: WakeStrategy,
     pub(crate) timers: TimerQueue,
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -46,14 +56,24 @@ impl Shared {
         });
         if queued_locally != Some(true) {
             self.remote.lock().push(id);
+            self.metrics.handoffs.add(1);
             self.notify();
         }
     }
 
-    /// Tells the reactor it has new work; wakes its driver only if it is parked.
+    /// Tells the reactor it has new work, waking its driver as the wake strategy says.
     pub(crate) fn notify(&self) {
-        if self.park.notify() {
+        let parked = self.park.notify();
+        let write = match self.wake {
+            WakeStrategy::Eventfd => true,
+            WakeStrategy::Timeout(_) => false,
+            _ => parked,
+        };
+        if write {
             self.unpark.unpark();
+            self.metrics.wakes_written.add(1);
+        } else {
+            self.metrics.wakes_suppressed.add(1);
         }
     }
 
@@ -81,6 +101,112 @@ struct Local {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// On threads that are not reactors (the worker pool): the reactor whose timers they use.
+    static HOME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// A handle to one reactor, usable from any thread.
+#[derive(Clone)]
+pub struct ReactorHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ReactorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorHandle")
+            .field("index", &self.shared.index)
+            .finish()
+    }
+}
+
+impl ReactorHandle {
+    /// The reactor's index in its runtime.
+    pub fn index(&self) -> usize {
+        self.shared.index
+    }
+
+    /// Whether the calling thread is this reactor.
+    pub fn is_current(&self) -> bool {
+        self.shared.is_current()
+    }
+
+    /// How foreign threads wake this reactor.
+    pub fn wake_strategy(&self) -> WakeStrategy {
+        self.shared.wake
+    }
+
+    /// The reactor's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Tells the reactor that work was queued for it elsewhere (say, in its driver), waking it
+    /// as its wake strategy says. Counts one handoff.
+    pub fn notify(&self) {
+        self.shared.metrics.handoffs.add(1);
+        self.shared.notify();
+    }
+
+    /// Runs `f` on the reactor thread, during its next loop turn.
+    pub fn run(&self, f: impl FnOnce() + Send + 'static) {
+        self.shared.inject.lock().push(Box::new(f));
+        self.notify();
+    }
+
+    /// Spawns `future` on this reactor from any thread.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (handle, start) = RemoteSpawn::new(future);
+        self.run(move || start.start());
+        handle
+    }
+}
+
+/// A task created on one thread and started on a reactor: its handle exists before the
+/// reactor has it, so the output slot is made here and filled there.
+struct RemoteSpawn<F: Future> {
+    future: F,
+    join: Arc<JoinState<F::Output>>,
+    waker: Arc<crate::task::DeferredWaker>,
+}
+
+impl<F> RemoteSpawn<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn new(future: F) -> (JoinHandle<F::Output>, Self) {
+        let waker = crate::task::DeferredWaker::new();
+        let join = JoinState::new(Waker::from(waker.clone()));
+        (
+            JoinHandle::new(join.clone()),
+            RemoteSpawn {
+                future,
+                join,
+                waker,
+            },
+        )
+    }
+
+    fn start(self) {
+        with_local(|local| local.spawn_with(self.future, self.join, &self.waker))
+            .expect("injected closures run on their reactor");
+    }
+}
+
+/// The calling thread's reactor, if it is one.
+pub fn current_reactor() -> Option<ReactorHandle> {
+    with_local(|local| ReactorHandle {
+        shared: local.shared.clone(),
+    })
+}
+
+/// Makes the calling (non-reactor) thread use `reactor`'s timers.
+pub fn set_timer_home(reactor: &ReactorHandle) {
+    HOME.with(|h| *h.borrow_mut() = Some(reactor.shared.clone()));
 }
 
 fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
@@ -90,9 +216,9 @@ fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
         .flatten()
 }
 
-/// The shared part of the calling thread's reactor, if it is one.
+/// The shared part of the calling thread's reactor, or of the reactor it borrows timers from.
 pub(crate) fn current_shared() -> Option<Arc<Shared>> {
-    with_local(|local| local.shared.clone())
+    with_local(|local| local.shared.clone()).or_else(|| HOME.with(|h| h.borrow().clone()))
 }
 
 /// Whether the calling thread is running a reactor.
@@ -106,6 +232,23 @@ impl Local {
         F: Future + 'static,
         F::Output: 'static,
     {
+        let deferred = crate::task::DeferredWaker::new();
+        let join = JoinState::new(Waker::from(deferred.clone()));
+        self.spawn_with(future, join.clone(), &deferred);
+        JoinHandle::new(join)
+    }
+
+    /// Spawns `future` whose output goes to `join`; `deferred` (the waker `join` wakes on
+    /// abort) is pointed at the new task.
+    fn spawn_with<F>(
+        &self,
+        future: F,
+        join: Arc<JoinState<F::Output>>,
+        deferred: &crate::task::DeferredWaker,
+    ) where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let generation = self.next_generation.get();
         self.next_generation.set(generation.wrapping_add(1));
         let mut tasks = self.tasks.borrow_mut();
@@ -113,8 +256,8 @@ impl Local {
         let id = (u64::from(generation) << 32) | entry.key() as u64;
         let flag = TaskWaker::new(id, &self.shared);
         let waker = Waker::from(flag.clone());
-        let join = JoinState::new(waker.clone());
-        let task: Pin<Box<dyn RawTask>> = Box::pin(TaskCell::new(future, join.clone()));
+        deferred.set(waker.clone());
+        let task: Pin<Box<dyn RawTask>> = Box::pin(TaskCell::new(future, join));
         entry.insert(Slot {
             generation,
             task: Some(task),
@@ -124,7 +267,6 @@ impl Local {
         drop(tasks);
         flag.scheduled.store(true, Ordering::Release);
         self.run_queue.borrow_mut().push_back(id);
-        JoinHandle::new(join)
     }
 
     fn run_task(&self, id: TaskId) {
@@ -155,6 +297,10 @@ impl Local {
     }
 
     fn drain_remote(&self) {
+        let injected = std::mem::take(&mut *self.shared.inject.lock());
+        for f in injected {
+            f();
+        }
         let mut remote = self.shared.remote.lock();
         if !remote.is_empty() {
             self.run_queue.borrow_mut().extend(remote.drain(..));
@@ -224,6 +370,15 @@ impl Drop for Installed {
     }
 }
 
+/// Settings of one reactor.
+#[derive(Debug, Clone, Default)]
+pub struct ReactorConfig {
+    /// The reactor's index in its runtime.
+    pub index: usize,
+    /// How foreign threads wake it.
+    pub wake: WakeStrategy,
+}
+
 /// Runs `future` to completion on the calling thread, with `driver` as its reactor's driver;
 /// tasks spawned meanwhile run too. When `future` completes, the tasks still running are
 /// dropped and their handles report cancellation.
@@ -232,28 +387,48 @@ impl Drop for Installed {
 ///
 /// # Panics
 /// If the calling thread already runs a reactor, or if `future` panics.
-pub fn block_on<D: Driver, F: Future>(mut driver: D, future: F) -> io::Result<F::Output> {
+pub fn block_on<D: Driver, F: Future>(driver: D, future: F) -> io::Result<F::Output> {
+    run_reactor(driver, ReactorConfig::default(), |_| future)
+}
+
+/// As [`block_on`], with settings, and with the main future made from the reactor's handle
+/// (so the caller can publish the handle before the reactor runs anything).
+pub fn run_reactor<D: Driver, F: Future>(
+    mut driver: D,
+    config: ReactorConfig,
+    make_future: impl FnOnce(ReactorHandle) -> F,
+) -> io::Result<F::Output> {
     assert!(
         !in_runtime(),
         "cannot start a runtime inside a runtime: `block_on` was called from a reactor thread"
     );
     let shared = Arc::new(Shared {
+        index: config.index,
         remote: Mutex::new(Vec::new()),
+        inject: Mutex::new(Vec::new()),
         park: ParkState::default(),
         unpark: driver.unparker(),
+        wake: config.wake,
         timers: TimerQueue::default(),
+        metrics: Metrics::default(),
     });
+    let handle = ReactorHandle {
+        shared: shared.clone(),
+    };
     let local = Rc::new(Local {
         shared: shared.clone(),
         run_queue: RefCell::new(VecDeque::new()),
         tasks: RefCell::new(Slab::new()),
         next_generation: Cell::new(0),
     });
-    let _enter = driver.enter();
+    let _enter = driver.enter(&handle);
     CURRENT.with(|current| *current.borrow_mut() = Some(local.clone()));
     let installed = Installed { local };
     let local = &installed.local;
+    let metrics = &shared.metrics;
+    let max_park = config.wake.max_park();
 
+    let future = make_future(handle);
     let main_flag = TaskWaker::new(MAIN_TASK, &shared);
     let main_waker = Waker::from(main_flag.clone());
     let mut main_cx = Context::from_waker(&main_waker);
@@ -262,6 +437,7 @@ pub fn block_on<D: Driver, F: Future>(mut driver: D, future: F) -> io::Result<F:
     local.run_queue.borrow_mut().push_back(MAIN_TASK);
 
     loop {
+        metrics.loop_turns.add_local(1);
         shared.park.take_notified();
         local.drain_remote();
         for _ in 0..TASKS_PER_TURN {
@@ -281,12 +457,19 @@ pub fn block_on<D: Driver, F: Future>(mut driver: D, future: F) -> io::Result<F:
         let timeout = if busy {
             Some(Duration::ZERO)
         } else {
-            shared
+            let timer = shared
                 .timers
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            match (timer, max_park) {
+                (Some(t), Some(m)) => Some(t.min(m)),
+                (t, m) => t.or(m),
+            }
         };
         let blocking = timeout != Some(Duration::ZERO) && shared.park.begin_park();
+        if blocking {
+            metrics.parks.add_local(1);
+        }
         let res = driver.park(if blocking {
             timeout
         } else {

@@ -50,6 +50,43 @@ impl Wake for TaskWaker {
     }
 }
 
+/// The waker a `JoinHandle` wakes on abort, known only once the task is in a reactor's slab
+/// (which, for a task spawned from another thread, is later than the handle).
+#[derive(Default)]
+pub(crate) struct DeferredWaker {
+    waker: parking_lot::Mutex<Option<std::task::Waker>>,
+    /// An abort arrived before the task was placed: wake it as soon as it is.
+    pending: AtomicBool,
+}
+
+impl DeferredWaker {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(DeferredWaker::default())
+    }
+
+    pub(crate) fn set(&self, waker: std::task::Waker) {
+        let mut slot = self.waker.lock();
+        if self.pending.swap(false, Ordering::AcqRel) {
+            waker.wake_by_ref();
+        }
+        *slot = Some(waker);
+    }
+}
+
+impl Wake for DeferredWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let slot = self.waker.lock();
+        match &*slot {
+            Some(w) => w.wake_by_ref(),
+            None => self.pending.store(true, Ordering::Release),
+        }
+    }
+}
+
 /// A spawned future with its output slot, type-erased for the task slab.
 pub(crate) trait RawTask {
     /// Polls the future once; `Ready` when the task is over (finished, panicked or aborted).

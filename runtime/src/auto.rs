@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backend_epoll::{EpollDriver, EpollOpState, EpollSource};
 use backend_uring::{RingDriver, RingOpState, RingSource};
-use runtime_core::{Driver, EnterGuard, OpCode, Source, Unpark};
+use runtime_core::{Driver, EnterGuard, OpCode, ReactorHandle, Source, Unpark};
 
 /// Either driver.
 #[derive(Debug)]
@@ -56,10 +56,10 @@ impl Driver for AutoDriver {
         }
     }
 
-    fn enter(&self) -> EnterGuard {
+    fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
         match self {
-            AutoDriver::Uring(d) => d.enter(),
-            AutoDriver::Epoll(d) => d.enter(),
+            AutoDriver::Uring(d) => d.enter(reactor),
+            AutoDriver::Epoll(d) => d.enter(reactor),
         }
     }
 }
@@ -126,7 +126,7 @@ impl Source for AutoSource {
         }
     }
 
-    fn drop_op(&self, state: &mut AutoOpState, code: &OpCode, keep_alive: Box<dyn Any>) {
+    fn drop_op(&self, state: &mut AutoOpState, code: &OpCode, keep_alive: Box<dyn Any + Send>) {
         match self {
             AutoSource::Uring(s) => s.drop_op(&mut state.uring, code, keep_alive),
             AutoSource::Epoll(s) => s.drop_op(&mut state.epoll, code, keep_alive),

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::io;
 use std::str::FromStr;
 
+use runtime_core::{RuntimeConfig, WakeStrategy};
+
 use crate::select;
 
 /// Which I/O backend a runtime uses.
@@ -91,22 +93,6 @@ pub fn backend() -> Option<BackendInfo> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// Runs `future` on `driver`, with `info` as what [`backend()`] reports meanwhile.
-pub(crate) fn run<F: Future>(
-    driver: select::DefaultDriver,
-    info: BackendInfo,
-    future: F,
-) -> io::Result<F::Output> {
-    struct Restore(Option<BackendInfo>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT.with(|c| *c.borrow_mut() = self.0.take());
-        }
-    }
-    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(info)));
-    runtime_core::block_on(driver, future)
-}
-
 /// The environment variable that overrides the backend a program asks for.
 pub const BACKEND_ENV: &str = "RUNTIME_BACKEND";
 
@@ -114,10 +100,13 @@ pub const BACKEND_ENV: &str = "RUNTIME_BACKEND";
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     backend: Backend,
+    config: RuntimeConfig,
 }
 
 impl Builder {
-    /// A builder with the default settings: [`Backend::Auto`], overridable by `RUNTIME_BACKEND`.
+    /// A builder with the default settings: [`Backend::Auto`] (overridable by
+    /// `RUNTIME_BACKEND`), one reactor and one pool thread per CPU, and
+    /// [`WakeStrategy::EventfdIfParked`].
     pub fn new() -> Self {
         Builder::default()
     }
@@ -125,6 +114,30 @@ impl Builder {
     /// Asks for `backend`. `RUNTIME_BACKEND`, when set, still overrides it.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
+        self
+    }
+
+    /// The number of reactor threads (at least 1; the thread calling `block_on` is reactor 0).
+    pub fn reactors(mut self, n: usize) -> Self {
+        self.config.reactors = n.max(1);
+        self
+    }
+
+    /// The number of worker pool threads (0 disables the pool).
+    pub fn pool_threads(mut self, n: usize) -> Self {
+        self.config.pool_threads = n;
+        self
+    }
+
+    /// How other threads wake a reactor (see `docs/wake-strategies.md`).
+    pub fn wake(mut self, strategy: WakeStrategy) -> Self {
+        self.config.wake = strategy;
+        self
+    }
+
+    /// Pins reactor `i` to CPU `i % cpus`.
+    pub fn pin_reactors(mut self, pin: bool) -> Self {
+        self.config.pin_reactors = pin;
         self
     }
 
@@ -143,14 +156,28 @@ impl Builder {
         Ok((self.backend, who.to_string()))
     }
 
-    /// Runs `future` to completion on a new runtime on the calling thread.
+    /// Decides the backend (trying io_uring for `Auto`) and returns the runtime to run.
+    pub fn build(self) -> io::Result<Runtime> {
+        let (requested, why) = self.requested()?;
+        self.pinned(requested, why)
+    }
+
+    /// As [`build`](Builder::build), but on exactly `backend`, whatever the environment says.
+    pub(crate) fn pinned(self, backend: Backend, why: String) -> io::Result<Runtime> {
+        let (backend, why) = select::resolve(backend, &why, self.config.wake)?;
+        Ok(Runtime {
+            backend,
+            why,
+            config: self.config,
+        })
+    }
+
+    /// Runs `future` to completion on a new runtime, the calling thread being reactor 0.
     ///
     /// Fails, with an error naming the cause, if the requested backend cannot start (for
-    /// example io_uring refused by the kernel in a build without epoll), or if the driver fails.
+    /// example io_uring refused by the kernel in a build without epoll), or if a driver fails.
     pub fn try_block_on<F: Future>(self, future: F) -> io::Result<F::Output> {
-        let (backend, why) = self.requested()?;
-        let (driver, info) = select::create(backend, &why)?;
-        run(driver, info, future)
+        self.build()?.block_on(future)
     }
 
     /// As [`try_block_on`](Builder::try_block_on), but a runtime that cannot start is reported
@@ -163,5 +190,41 @@ impl Builder {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+/// A configured runtime: its reactors and pool run for the duration of each
+/// [`block_on`](Runtime::block_on).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    backend: Backend,
+    why: String,
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// The backend every reactor will run.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `future` on reactor 0 (the calling thread) with the other reactors and the pool
+    /// running beside it. When it completes, every reactor and pool thread is stopped and joined
+    /// and their tasks and operations cancelled before this returns.
+    pub fn block_on<F: Future>(&self, future: F) -> io::Result<F::Output> {
+        struct Restore(Option<BackendInfo>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.borrow().clone()));
+        let (backend, why, wake) = (self.backend, self.why.clone(), self.config.wake);
+        let make_driver = move |_index: usize| {
+            let (driver, info) = select::create(backend, &why, wake)?;
+            CURRENT.with(|c| *c.borrow_mut() = Some(info));
+            Ok(driver)
+        };
+        runtime_core::run_runtime(&self.config, make_driver, future)
     }
 }

@@ -42,11 +42,31 @@ mod builder;
 pub mod private;
 mod select;
 
-pub use builder::{backend, Backend, BackendInfo, Builder};
+pub use builder::{backend, Backend, BackendInfo, Builder, Runtime};
 pub use macros::{main, test};
 pub use runtime_core::{
-    in_runtime, spawn, yield_now, BufResult, IoBuf, IoBufMut, JoinError, JoinHandle, Slice,
+    in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf, IoBufMut,
+    JoinError, JoinHandle, MetricsSnapshot, ReactorHandle, Slice, WakeStrategy,
 };
+
+/// The worker pool: `Send` futures and blocking closures off the reactors.
+pub mod pool {
+    pub use runtime_core::spawn_blocking;
+    pub use runtime_core::spawn_pool as spawn;
+}
+
+/// Accepts on `addr` on every reactor (one `SO_REUSEPORT` listener each), calling `handler` on
+/// the reactor that accepted; returns the bound address once all listen.
+pub async fn serve<H, Fut>(
+    addr: std::net::SocketAddr,
+    handler: H,
+) -> std::io::Result<std::net::SocketAddr>
+where
+    H: Fn(net::TcpStream) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    ::net::serve::<DefaultSource, H, Fut>(addr, handler).await
+}
 pub use select::{DefaultDriver, DefaultSource};
 
 /// Timers of the current reactor.

@@ -3,8 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::builder::{self, Backend, Builder};
-use crate::select;
+use crate::builder::{Backend, Builder};
 
 /// What a test body may return, and what a skipped test returns.
 pub trait TestOutput {
@@ -25,9 +24,16 @@ impl<E> TestOutput for Result<(), E> {
 /// How long a test may run before the watchdog ends the process.
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs one test body on `backend`, under a watchdog. A backend this kernel refuses makes the
-/// test print why and skip.
-pub fn run_test<F>(backend: Backend, name: &str, timeout: Duration, body: F) -> F::Output
+/// Runs one test body on `backend`, under a watchdog, on a runtime shaped by `builder`
+/// (one reactor and one pool thread unless the test asks otherwise). A backend this kernel
+/// refuses makes the test print why and skip.
+pub fn run_test<F>(
+    backend: Backend,
+    name: &str,
+    timeout: Duration,
+    builder: Builder,
+    body: F,
+) -> F::Output
 where
     F: Future,
     F::Output: TestOutput,
@@ -40,8 +46,8 @@ where
             std::process::abort();
         }
     });
-    let outcome = match select::create(backend, "pinned by the test") {
-        Ok((driver, info)) => builder::run(driver, info, body),
+    let outcome = match builder.pinned(backend, "pinned by the test".to_string()) {
+        Ok(rt) => rt.block_on(body),
         // Only io_uring may be refused by a kernel that runs tests at all.
         Err(e) if backend == Backend::Uring => {
             eprintln!("skipped {name} on {backend}: this kernel refuses it: {e}");
@@ -52,6 +58,11 @@ where
     drop(done);
     let _ = watchdog.join();
     outcome.unwrap_or_else(|e| panic!("the {backend} driver failed under test {name}: {e}"))
+}
+
+/// The runtime a test gets unless it asks for another shape.
+pub fn test_builder() -> Builder {
+    Builder::new().reactors(1).pool_threads(1)
 }
 
 /// Runs the body of `#[runtime::main]`.

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use runtime_core::WakeStrategy;
+
 use crate::builder::{Backend, BackendInfo};
 
 #[cfg(all(feature = "uring", feature = "epoll"))]
@@ -31,13 +33,12 @@ mod types {
 pub use types::{DefaultDriver, DefaultSource};
 
 #[cfg(feature = "uring")]
-fn uring() -> io::Result<(backend_uring::RingDriver, String)> {
-    let driver = backend_uring::RingDriver::new(&backend_uring::RingConfig::default())?;
-    let flags = match driver.downgrade() {
-        Some(why) => why.to_string(),
-        None => "ring with SINGLE_ISSUER|DEFER_TASKRUN".to_string(),
+fn uring(wake: WakeStrategy) -> io::Result<backend_uring::RingDriver> {
+    let config = backend_uring::RingConfig {
+        wake,
+        ..Default::default()
     };
-    Ok((driver, flags))
+    backend_uring::RingDriver::new(&config)
 }
 
 #[cfg(feature = "epoll")]
@@ -53,45 +54,66 @@ fn not_built(name: &str) -> io::Error {
     )
 }
 
-/// Creates the driver for `backend` on the calling thread; `why` says who asked for it.
-pub(crate) fn create(backend: Backend, why: &str) -> io::Result<(DefaultDriver, BackendInfo)> {
+/// Decides between the backends once, on the calling thread, so that every reactor of a runtime
+/// runs the same one. `Auto` tries io_uring and falls back to epoll; `why` says who asked.
+pub(crate) fn resolve(
+    backend: Backend,
+    why: &str,
+    wake: WakeStrategy,
+) -> io::Result<(Backend, String)> {
     match backend {
-        Backend::Uring => {
+        Backend::Auto => {
+            #[cfg(feature = "uring")]
+            let refused = match uring(wake) {
+                Ok(_) => return Ok((Backend::Uring, why.to_string())),
+                Err(e) => e,
+            };
+            #[cfg(all(feature = "uring", not(feature = "epoll")))]
+            return Err(refused);
+            #[cfg(feature = "epoll")]
+            {
+                #[cfg(feature = "uring")]
+                let why = format!("{why}; io_uring refused: {refused}; fell back to epoll");
+                let _ = wake;
+                Ok((Backend::Epoll, why.to_string()))
+            }
+        }
+        explicit => Ok((explicit, why.to_string())),
+    }
+}
+
+/// Creates the driver for a resolved `backend` on the calling thread.
+pub(crate) fn create(
+    backend: Backend,
+    why: &str,
+    wake: WakeStrategy,
+) -> io::Result<(DefaultDriver, BackendInfo)> {
+    match backend {
+        Backend::Uring | Backend::Auto => {
             #[cfg(feature = "uring")]
             {
-                let (driver, flags) = uring()?;
-                let info = BackendInfo::new(Backend::Uring, format!("{why}; {flags}"));
+                let driver = uring(wake)?;
+                let info =
+                    BackendInfo::new(Backend::Uring, format!("{why}; {}", driver.description()));
                 Ok((driver.into(), info))
             }
             #[cfg(not(feature = "uring"))]
-            Err(not_built("uring"))
+            {
+                let _ = (why, wake);
+                Err(not_built("uring"))
+            }
         }
         Backend::Epoll => {
             #[cfg(feature = "epoll")]
             {
+                let _ = wake;
                 let info = BackendInfo::new(Backend::Epoll, why.to_string());
                 Ok((epoll()?.into(), info))
             }
             #[cfg(not(feature = "epoll"))]
-            Err(not_built("epoll"))
-        }
-        Backend::Auto => {
-            #[cfg(feature = "uring")]
-            let uring_refused = match uring() {
-                Ok((driver, flags)) => {
-                    let info = BackendInfo::new(Backend::Uring, format!("{why}; {flags}"));
-                    return Ok((driver.into(), info));
-                }
-                Err(e) => e,
-            };
-            #[cfg(all(feature = "uring", not(feature = "epoll")))]
-            return Err(uring_refused);
-            #[cfg(feature = "epoll")]
             {
-                #[cfg(feature = "uring")]
-                let why = format!("{why}; io_uring refused: {uring_refused}; fell back to epoll");
-                let info = BackendInfo::new(Backend::Epoll, why.to_string());
-                Ok((epoll()?.into(), info))
+                let _ = (why, wake);
+                Err(not_built("epoll"))
             }
         }
     }
