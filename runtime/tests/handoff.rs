@@ -1,0 +1,179 @@
+//! The article's deadlock, for every wake strategy on every backend: every connection idle and
+//! every reactor asleep, a response is written from a thread that does not own the connection
+//! (a pool thread, then another reactor). The client must get it within a bound.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::BufResult;
+
+/// The scheduler state letter of thread `tid` of this process ('S' = asleep in the kernel).
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after.chars().next().expect("state")
+}
+
+/// Blocks until every thread of `tids` sleeps in the kernel at once.
+fn wait_until_asleep(tids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tids.iter().all(|&t| thread_state(t) == 'S') {
+        assert!(Instant::now() < deadline, "reactors never went to sleep");
+        std::thread::yield_now();
+    }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// A blocking client: sends `rounds` requests, one at a time, and returns how long each reply
+/// took to arrive.
+fn client(addr: SocketAddr, rounds: usize) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        (0..rounds)
+            .map(|round| {
+                let start = Instant::now();
+                s.write_all(format!("ping {round}\n").as_bytes()).expect("send");
+                let mut reply = [0u8; 7];
+                s.read_exact(&mut reply)
+                    .unwrap_or_else(|e| panic!("round {round}: no reply (deadlock?): {e}"));
+                assert_eq!(&reply, format!("pong {round}\n").as_bytes());
+                start.elapsed()
+            })
+            .collect()
+    })
+}
+
+async fn read_request(stream: &TcpStream) {
+    let mut got = Vec::new();
+    while !got.ends_with(b"\n") {
+        let BufResult(res, buf) = stream.read(vec![0u8; 16]).await;
+        let n = res.expect("read");
+        assert!(n > 0, "client closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn respond(stream: &TcpStream, round: usize) {
+    let BufResult(res, _) = stream.write_all(format!("pong {round}\n").into_bytes()).await;
+    res.expect("write the response from a foreign thread");
+}
+
+async fn deadlock_scenario(bound: Duration) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let reactor0 = gettid();
+    let reactor1 = runtime::spawn_on(1, async { gettid() }).await.expect("reactor 1");
+    let client = client(listener.local_addr().expect("addr"), 2);
+    let (stream, _) = listener.accept().await.expect("accept");
+
+    // Round 0: the reply is written by a pool thread while both reactors sleep.
+    read_request(&stream).await;
+    let stream = runtime::pool::spawn(async move {
+        wait_until_asleep(&[reactor0, reactor1]);
+        respond(&stream, 0).await;
+        stream
+    })
+    .await
+    .expect("pool task");
+
+    // Round 1: the reply is written by reactor 1 while reactor 0, the owner, sleeps.
+    read_request(&stream).await;
+    runtime::spawn_on(1, async move {
+        wait_until_asleep(&[reactor0]);
+        respond(&stream, 1).await;
+    })
+    .await
+    .expect("reactor 1 task");
+
+    for (round, took) in client.join().expect("client").into_iter().enumerate() {
+        assert!(took < bound, "round {round} took {took:?}, bound {bound:?}");
+    }
+}
+
+const BOUND: Duration = Duration::from_secs(2);
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "eventfd")]
+async fn deadlock_eventfd() {
+    deadlock_scenario(BOUND).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "eventfd-if-parked")]
+async fn deadlock_eventfd_if_parked() {
+    deadlock_scenario(BOUND).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "timeout:20ms")]
+async fn deadlock_timeout() {
+    // Waiting for the reactors to sleep takes part of the round too; the wake itself is
+    // bounded by the 20 ms timeout.
+    deadlock_scenario(Duration::from_secs(1)).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "sqpoll:5ms")]
+async fn deadlock_sqpoll() {
+    deadlock_scenario(BOUND).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "msg-ring")]
+async fn deadlock_msg_ring() {
+    deadlock_scenario(BOUND).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "direct-first")]
+async fn deadlock_direct_first() {
+    deadlock_scenario(BOUND).await;
+}
+
+#[runtime::test(reactors = 2, pool_threads = 1)]
+async fn a_reactor_reads_and_the_pool_writes_a_megabyte() {
+    // The handoff path under volume: the owner reads, the pool writes, on one connection.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut got = vec![0u8; 1 << 20];
+        s.read_exact(&mut got).expect("read all");
+        got
+    });
+    let (stream, _) = listener.accept().await.expect("accept");
+    let data: Vec<u8> = (0..1usize << 20).map(|i| (i % 241) as u8).collect();
+    let expected = data.clone();
+    runtime::pool::spawn(async move {
+        for chunk in data.chunks(10_000) {
+            let BufResult(res, _) = stream.write_all(chunk.to_vec()).await;
+            res.expect("write from the pool");
+        }
+    })
+    .await
+    .expect("pool task");
+    assert!(peer.join().expect("peer") == expected);
+    let m = runtime::metrics();
+    assert_eq!(m.len(), 2);
+}
+
+#[runtime::test(reactors = 2, pool_threads = 2)]
+async fn pool_and_reactor_join_handles_cross_threads() {
+    let on_pool = runtime::pool::spawn(async { std::thread::current().name().map(str::to_owned) });
+    let name = on_pool.await.expect("pool").expect("named thread");
+    assert!(name.starts_with("pool-"), "{name}");
+    let blocking = runtime::pool::spawn_blocking(|| 6 * 7);
+    assert_eq!(blocking.await.expect("blocking"), 42);
+    // A pool task awaits a reactor task's handle.
+    let via_pool = runtime::pool::spawn(async {
+        runtime::spawn_on(1, async { std::thread::current().name().map(str::to_owned) })
+            .await
+            .expect("reactor 1")
+    });
+    assert_eq!(via_pool.await.expect("pool").as_deref(), Some("reactor-1"));
+    let panicked = runtime::pool::spawn_blocking(|| panic!("pool panic")).await;
+    assert!(panicked.expect_err("panicked").is_panic());
+    // The pool still serves after a panic.
+    assert_eq!(runtime::pool::spawn(async { 1 }).await.expect("pool"), 1);
+}
