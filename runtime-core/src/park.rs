@@ -15,6 +15,9 @@
 //!   `take_notified` came in between, and the drain that follows it (which acquires the swap's
 //!   release) sees the pushed work.
 
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const RUNNING: u8 = 0;
@@ -61,7 +64,7 @@ impl ParkState {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

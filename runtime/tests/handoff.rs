@@ -35,11 +35,13 @@ fn gettid() -> i32 {
 fn client(addr: SocketAddr, rounds: usize) -> std::thread::JoinHandle<Vec<Duration>> {
     std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         (0..rounds)
             .map(|round| {
                 let start = Instant::now();
-                s.write_all(format!("ping {round}\n").as_bytes()).expect("send");
+                s.write_all(format!("ping {round}\n").as_bytes())
+                    .expect("send");
                 let mut reply = [0u8; 7];
                 s.read_exact(&mut reply)
                     .unwrap_or_else(|e| panic!("round {round}: no reply (deadlock?): {e}"));
@@ -61,14 +63,18 @@ async fn read_request(stream: &TcpStream) {
 }
 
 async fn respond(stream: &TcpStream, round: usize) {
-    let BufResult(res, _) = stream.write_all(format!("pong {round}\n").into_bytes()).await;
+    let BufResult(res, _) = stream
+        .write_all(format!("pong {round}\n").into_bytes())
+        .await;
     res.expect("write the response from a foreign thread");
 }
 
 async fn deadlock_scenario(bound: Duration) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let reactor0 = gettid();
-    let reactor1 = runtime::spawn_on(1, async { gettid() }).await.expect("reactor 1");
+    let reactor1 = runtime::spawn_on(1, async { gettid() })
+        .await
+        .expect("reactor 1");
     let client = client(listener.local_addr().expect("addr"), 2);
     let (stream, _) = listener.accept().await.expect("accept");
 
@@ -137,7 +143,8 @@ async fn a_reactor_reads_and_the_pool_writes_a_megabyte() {
     let addr = listener.local_addr().expect("addr");
     let peer = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let mut got = vec![0u8; 1 << 20];
         s.read_exact(&mut got).expect("read all");
         got
@@ -167,9 +174,11 @@ async fn pool_and_reactor_join_handles_cross_threads() {
     assert_eq!(blocking.await.expect("blocking"), 42);
     // A pool task awaits a reactor task's handle.
     let via_pool = runtime::pool::spawn(async {
-        runtime::spawn_on(1, async { std::thread::current().name().map(str::to_owned) })
-            .await
-            .expect("reactor 1")
+        runtime::spawn_on(1, async {
+            std::thread::current().name().map(str::to_owned)
+        })
+        .await
+        .expect("reactor 1")
     });
     assert_eq!(via_pool.await.expect("pool").as_deref(), Some("reactor-1"));
     let panicked = runtime::pool::spawn_blocking(|| panic!("pool panic")).await;
