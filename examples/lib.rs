@@ -2,13 +2,25 @@
 //! is exactly what the examples run.
 
 use std::io;
+use std::sync::Arc;
 
 use runtime::net::TcpStream;
 use runtime::{BufResult, IoBuf};
 
+/// Where a handler computes and writes its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// On the reactor that owns the connection.
+    Inline,
+    /// On a worker pool thread: the request is read on the reactor, the reply computed and
+    /// written by the pool (the cross-thread handoff path).
+    Offload,
+}
+
 /// Echoes everything `stream` sends until it closes.
-pub async fn echo(stream: TcpStream) -> io::Result<()> {
+pub async fn echo(stream: TcpStream, placement: Placement) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let stream = Arc::new(stream);
     let mut buf = vec![0u8; 4096];
     loop {
         let BufResult(res, b) = stream.read(buf).await;
@@ -16,8 +28,20 @@ pub async fn echo(stream: TcpStream) -> io::Result<()> {
         if n == 0 {
             return Ok(());
         }
-        let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
-        res?;
-        buf = b.into_inner();
+        buf = match placement {
+            Placement::Inline => {
+                let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
+                res?;
+                b.into_inner()
+            }
+            Placement::Offload => {
+                let stream = stream.clone();
+                runtime::pool::spawn(async move {
+                    let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
+                    res.map(|()| b.into_inner())
+                })
+                .await??
+            }
+        };
     }
 }
