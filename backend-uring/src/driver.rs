@@ -322,6 +322,8 @@ impl Drop for RingDriver {
                 }
             }
         }
+        // Closes queued by sockets dropped during shutdown go out with this last submission.
+        let _ = inner.enter(Some(Duration::ZERO));
         inner.ops.borrow_mut().leak_all();
         if !inner.wake_armed.get() {
             // SAFETY: the buffer came from `Box::into_raw` and no eventfd read is in flight

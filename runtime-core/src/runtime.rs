@@ -293,12 +293,9 @@ where
         }
     }
 
-    let stop_all = |threads: Vec<std::thread::JoinHandle<()>>, pool: Option<&Arc<PoolInner>>| {
+    let stop_reactors = |threads: Vec<std::thread::JoinHandle<()>>| {
         for stop in &stops {
             stop.stop();
-        }
-        if let Some(pool) = pool {
-            pool.shutdown();
         }
         for t in threads {
             let _ = t.join();
@@ -315,7 +312,7 @@ where
                 0,
                 Err(io::Error::new(e.kind(), "reactor 0 failed to start")),
             );
-            stop_all(threads, None);
+            stop_reactors(threads);
             return Err(e);
         }
     };
@@ -354,13 +351,22 @@ where
         let entered = ctx.as_ref().ok().map(Entered::new);
         async move {
             let _entered = entered;
-            match ctx {
+            let output = match ctx {
                 Ok(_) => Ok(future.await),
                 Err(e) => Err(e),
+            };
+            // Stop and join the pool while reactor 0 still runs, so that no pool task registers
+            // with it (a timer, say) after it is torn down. Pool threads block on a condvar,
+            // never on a reactor, so joining them here cannot wait on reactor 0 itself.
+            pool.shutdown();
+            for t in pool_threads {
+                let _ = t.join();
             }
+            output
         }
     });
-    threads.extend(pool_threads);
-    stop_all(threads, Some(&pool));
+    // The other reactors stop after reactor 0's driver is gone: a wake from here must not be
+    // a `MSG_RING` that waits in reactor 0's ring for a submission that would never come.
+    stop_reactors(threads);
     res?
 }

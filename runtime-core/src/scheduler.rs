@@ -366,6 +366,11 @@ struct Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         self.local.cancel_all();
+        // Wakers left in the reactor's queues may own tasks that own the reactor's state (a
+        // cycle): drop them with the reactor.
+        self.local.shared.timers.clear();
+        drop(std::mem::take(&mut *self.local.shared.inject.lock()));
+        self.local.shared.remote.lock().clear();
         CURRENT.with(|current| current.borrow_mut().take());
     }
 }

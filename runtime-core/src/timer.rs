@@ -55,6 +55,12 @@ impl TimerQueue {
         self.entries.lock().keys().next().map(|k| k.0)
     }
 
+    /// Forgets every pending timer (at shutdown: their wakers may hold the reactor itself).
+    pub(crate) fn clear(&self) {
+        let entries = std::mem::take(&mut *self.entries.lock());
+        drop(entries);
+    }
+
     /// Wakes every timer whose deadline is at or before `now`, earliest first.
     pub(crate) fn fire(&self, now: Instant) {
         let mut due = Vec::new();

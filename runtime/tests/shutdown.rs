@@ -1,0 +1,82 @@
+//! Shutting a runtime down with operations in flight on every reactor stops every thread and
+//! closes every fd. (One test in its own binary: it counts the process's fds and threads.)
+
+use std::time::{Duration, Instant};
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::{Backend, BufResult, Builder};
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("fds").count()
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("tasks").count()
+}
+
+/// On every reactor: a listener with an accept in flight and a connected pair with a read in
+/// flight; then the main future returns.
+async fn leave_operations_in_flight() {
+    for reactor in 0..runtime::reactors().len() {
+        runtime::spawn_on(reactor, async {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let client = TcpStream::connect(addr).await.expect("connect");
+            let (server, _) = listener.accept().await.expect("accept");
+            runtime::spawn(async move {
+                let _accepting = listener.accept().await;
+            });
+            runtime::spawn(async move {
+                let BufResult(_, _) = client.read(vec![0u8; 1024]).await;
+                drop(server);
+            });
+        })
+        .await
+        .expect("setup on reactor");
+    }
+    // A pool task parked on a timer, too.
+    drop(runtime::pool::spawn(runtime::time::sleep(
+        Duration::from_secs(3600),
+    )));
+}
+
+#[test]
+fn shutdown_with_operations_in_flight_closes_everything() {
+    let backends: &[Backend] = &[
+        #[cfg(feature = "uring")]
+        Backend::Uring,
+        #[cfg(feature = "epoll")]
+        Backend::Epoll,
+    ];
+    for &backend in backends {
+        let rt = match Builder::new()
+            .backend(backend)
+            .reactors(3)
+            .pool_threads(2)
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("skipped {backend}: {e}");
+                continue;
+            }
+        };
+        let (fds, tasks) = (open_fds(), threads());
+        let start = Instant::now();
+        rt.block_on(leave_operations_in_flight()).expect("runtime");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{backend}: shutdown took too long"
+        );
+        assert_eq!(
+            threads(),
+            tasks,
+            "{backend}: every reactor and pool thread is joined"
+        );
+        assert_eq!(
+            open_fds(),
+            fds,
+            "{backend}: every socket, ring, epoll and eventfd is closed"
+        );
+    }
+}
