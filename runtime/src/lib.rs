@@ -45,8 +45,8 @@ mod select;
 pub use builder::{backend, Backend, BackendInfo, Builder, Runtime};
 pub use macros::{main, test};
 pub use runtime_core::{
-    in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf, IoBufMut,
-    JoinError, JoinHandle, MetricsSnapshot, ReactorHandle, Slice, WakeStrategy,
+    current_reactor, in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf,
+    IoBufMut, JoinError, JoinHandle, MetricsSnapshot, ReactorHandle, Slice, WakeStrategy,
 };
 
 /// The worker pool: `Send` futures and blocking closures off the reactors.

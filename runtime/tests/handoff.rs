@@ -186,3 +186,66 @@ async fn pool_and_reactor_join_handles_cross_threads() {
     // The pool still serves after a panic.
     assert_eq!(runtime::pool::spawn(async { 1 }).await.expect("pool"), 1);
 }
+
+#[runtime::test(reactors = 2, pool_threads = 1)]
+async fn serve_accepts_on_every_reactor() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let record = seen.clone();
+    let addr = runtime::serve("127.0.0.1:0".parse().expect("addr"), move |stream| {
+        let record = record.clone();
+        async move {
+            let here = runtime::current_reactor().expect("on a reactor").index();
+            record.lock().expect("lock").insert(here);
+            let BufResult(res, buf) = stream.read(vec![0u8; 64]).await;
+            let n = res.expect("read");
+            let BufResult(res, _) = stream.write_all(buf[..n].to_vec()).await;
+            res.expect("write");
+        }
+    })
+    .await
+    .expect("serve");
+    let before = runtime::metrics();
+    let clients: Vec<_> = (0..32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                let msg = format!("client {i}");
+                s.write_all(msg.as_bytes()).expect("send");
+                let mut got = vec![0u8; msg.len()];
+                s.read_exact(&mut got).expect("echo");
+                assert_eq!(got, msg.as_bytes());
+            })
+        })
+        .collect();
+    for c in clients {
+        // Joining blocks this reactor, but the other one serves too, and the accepts and echoes
+        // of this one are already queued in the kernel.
+        runtime::pool::spawn_blocking(move || c.join().expect("client"))
+            .await
+            .expect("join");
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        HashSet::from([0, 1]),
+        "both reactors accepted connections"
+    );
+    let after = runtime::metrics();
+    let work: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| {
+            let d = a.since(b);
+            d.sqes_submitted + d.direct_syscalls
+        })
+        .sum();
+    assert!(
+        work >= 64,
+        "the metrics count the accepts, reads and writes: {work}"
+    );
+}
