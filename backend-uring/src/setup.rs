@@ -52,42 +52,74 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
             taskrun_flag: false,
         });
     }
-    let mut downgrade = None;
-    let preferred = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_taskrun_flag()
-        .build(entries);
-    let (ring, taskrun_flag) = match preferred {
-        Ok(ring) => (ring, true),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            downgrade = Some(format!(
-                "kernel refused SINGLE_ISSUER|DEFER_TASKRUN ({e}); using a ring without them"
-            ));
-            match IoUring::builder()
-                .setup_coop_taskrun()
-                .setup_taskrun_flag()
-                .build(entries)
-            {
-                Ok(ring) => (ring, true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    (IoUring::new(entries).map_err(refused)?, false)
-                }
-                Err(e) => return Err(refused(e)),
-            }
-        }
-        Err(e) => return Err(refused(e)),
-    };
-    check_features(&ring)?;
+    let built = build_with(entries, &ATTEMPTS)?;
+    check_features(&built.ring)?;
     if config.wake == WakeStrategy::MsgRing {
-        check_opcode(&ring, io_uring::opcode::MsgRingData::CODE, "MSG_RING")?;
+        check_opcode(&built.ring, io_uring::opcode::MsgRingData::CODE, "MSG_RING")?;
     }
-    Ok(BuiltRing {
-        ring,
-        description: downgrade
-            .unwrap_or_else(|| "ring with SINGLE_ISSUER|DEFER_TASKRUN".to_string()),
-        taskrun_flag,
-    })
+    Ok(built)
+}
+
+/// One way to set up a ring.
+struct Attempt {
+    flags: &'static str,
+    apply: fn(&mut io_uring::Builder),
+    taskrun_flag: bool,
+}
+
+/// Best first: each later one is for kernels that refuse (`EINVAL`) the one before.
+const ATTEMPTS: [Attempt; 3] = [
+    Attempt {
+        flags: "SINGLE_ISSUER|DEFER_TASKRUN",
+        apply: |b| {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
+        },
+        taskrun_flag: true,
+    },
+    Attempt {
+        flags: "COOP_TASKRUN",
+        apply: |b| {
+            b.setup_coop_taskrun().setup_taskrun_flag();
+        },
+        taskrun_flag: true,
+    },
+    Attempt {
+        flags: "no setup flags",
+        apply: |_| {},
+        taskrun_flag: false,
+    },
+];
+
+/// Tries `attempts` in order; the description names the flags used and those refused.
+fn build_with(entries: u32, attempts: &[Attempt]) -> io::Result<BuiltRing> {
+    let mut refusals = Vec::new();
+    for attempt in attempts {
+        let mut builder = IoUring::builder();
+        (attempt.apply)(&mut builder);
+        match builder.build(entries) {
+            Ok(ring) => {
+                let mut description = format!("ring with {}", attempt.flags);
+                if !refusals.is_empty() {
+                    description += &format!(" (kernel refused {})", refusals.join(", "));
+                }
+                return Ok(BuiltRing {
+                    ring,
+                    description,
+                    taskrun_flag: attempt.taskrun_flag,
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                refusals.push(format!("{}: {e}", attempt.flags));
+            }
+            Err(e) => return Err(refused(e)),
+        }
+    }
+    Err(unsupported(&format!(
+        "kernel refused every io_uring setup: {}",
+        refusals.join("; ")
+    )))
 }
 
 fn check_features(ring: &IoUring) -> io::Result<()> {
@@ -157,4 +189,45 @@ fn sysctl_io_uring_disabled() -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_flags_fall_back_with_the_reason_recorded() {
+        // DEFER_TASKRUN without SINGLE_ISSUER is refused by every kernel that knows it.
+        let attempts = [
+            Attempt {
+                flags: "DEFER_TASKRUN alone",
+                apply: |b| {
+                    b.setup_defer_taskrun();
+                },
+                taskrun_flag: true,
+            },
+            Attempt {
+                flags: "no setup flags",
+                apply: |_| {},
+                taskrun_flag: false,
+            },
+        ];
+        let built = match build_with(8, &attempts) {
+            Ok(b) => b,
+            Err(e) => return eprintln!("skipped: io_uring unavailable: {e}"),
+        };
+        assert!(
+            built.description.starts_with("ring with no setup flags"),
+            "{}",
+            built.description
+        );
+        assert!(
+            built
+                .description
+                .contains("kernel refused DEFER_TASKRUN alone"),
+            "{}",
+            built.description
+        );
+        assert!(!built.taskrun_flag);
+    }
 }
