@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use runtime_core::{RuntimeConfig, WakeStrategy};
 
-use crate::select;
+use crate::select::{self, DriverOptions};
 
 /// Which I/O backend a runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,6 +101,7 @@ pub const BACKEND_ENV: &str = "RUNTIME_BACKEND";
 pub struct Builder {
     backend: Backend,
     config: RuntimeConfig,
+    ring_entries: Option<u32>,
 }
 
 impl Builder {
@@ -135,6 +136,14 @@ impl Builder {
         self
     }
 
+    /// io_uring: submission queue entries per ring (default 256; the completion queue gets
+    /// twice as many). Small rings submit early and overflow their CQ more often; the driver
+    /// handles both.
+    pub fn ring_entries(mut self, entries: u32) -> Self {
+        self.ring_entries = Some(entries);
+        self
+    }
+
     /// Pins reactor `i` to CPU `i % cpus`.
     pub fn pin_reactors(mut self, pin: bool) -> Self {
         self.config.pin_reactors = pin;
@@ -164,11 +173,16 @@ impl Builder {
 
     /// As [`build`](Builder::build), but on exactly `backend`, whatever the environment says.
     pub(crate) fn pinned(self, backend: Backend, why: String) -> io::Result<Runtime> {
-        let (backend, why) = select::resolve(backend, &why, self.config.wake)?;
+        let options = DriverOptions {
+            wake: self.config.wake,
+            ring_entries: self.ring_entries.unwrap_or(256),
+        };
+        let (backend, why) = select::resolve(backend, &why, options)?;
         Ok(Runtime {
             backend,
             why,
             config: self.config,
+            options,
         })
     }
 
@@ -200,6 +214,7 @@ pub struct Runtime {
     backend: Backend,
     why: String,
     config: RuntimeConfig,
+    options: DriverOptions,
 }
 
 impl Runtime {
@@ -219,9 +234,9 @@ impl Runtime {
             }
         }
         let _restore = Restore(CURRENT.with(|c| c.borrow().clone()));
-        let (backend, why, wake) = (self.backend, self.why.clone(), self.config.wake);
+        let (backend, why, options) = (self.backend, self.why.clone(), self.options);
         let make_driver = move |_index: usize| {
-            let (driver, info) = select::create(backend, &why, wake)?;
+            let (driver, info) = select::create(backend, &why, options)?;
             CURRENT.with(|c| *c.borrow_mut() = Some(info));
             Ok(driver)
         };

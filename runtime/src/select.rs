@@ -32,11 +32,19 @@ mod types {
 
 pub use types::{DefaultDriver, DefaultSource};
 
+/// What a driver is made with: the wake strategy, and the io_uring ring size.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "uring"), allow(dead_code))]
+pub(crate) struct DriverOptions {
+    pub(crate) wake: WakeStrategy,
+    pub(crate) ring_entries: u32,
+}
+
 #[cfg(feature = "uring")]
-fn uring(wake: WakeStrategy) -> io::Result<backend_uring::RingDriver> {
+fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
     let config = backend_uring::RingConfig {
-        wake,
-        ..Default::default()
+        wake: options.wake,
+        entries: options.ring_entries,
     };
     backend_uring::RingDriver::new(&config)
 }
@@ -59,12 +67,12 @@ fn not_built(name: &str) -> io::Error {
 pub(crate) fn resolve(
     backend: Backend,
     why: &str,
-    wake: WakeStrategy,
+    options: DriverOptions,
 ) -> io::Result<(Backend, String)> {
     match backend {
         Backend::Auto => {
             #[cfg(feature = "uring")]
-            let refused = match uring(wake) {
+            let refused = match uring(options) {
                 Ok(_) => return Ok((Backend::Uring, why.to_string())),
                 Err(e) => e,
             };
@@ -74,7 +82,7 @@ pub(crate) fn resolve(
             {
                 #[cfg(feature = "uring")]
                 let why = format!("{why}; io_uring refused: {refused}; fell back to epoll");
-                let _ = wake;
+                let _ = options;
                 Ok((Backend::Epoll, why.to_string()))
             }
         }
@@ -86,33 +94,33 @@ pub(crate) fn resolve(
 pub(crate) fn create(
     backend: Backend,
     why: &str,
-    wake: WakeStrategy,
+    options: DriverOptions,
 ) -> io::Result<(DefaultDriver, BackendInfo)> {
     match backend {
         Backend::Uring | Backend::Auto => {
             #[cfg(feature = "uring")]
             {
-                let driver = uring(wake)?;
+                let driver = uring(options)?;
                 let info =
                     BackendInfo::new(Backend::Uring, format!("{why}; {}", driver.description()));
                 Ok((driver.into(), info))
             }
             #[cfg(not(feature = "uring"))]
             {
-                let _ = (why, wake);
+                let _ = (why, options);
                 Err(not_built("uring"))
             }
         }
         Backend::Epoll => {
             #[cfg(feature = "epoll")]
             {
-                let _ = wake;
+                let _ = options;
                 let info = BackendInfo::new(Backend::Epoll, why.to_string());
                 Ok((epoll()?.into(), info))
             }
             #[cfg(not(feature = "epoll"))]
             {
-                let _ = (why, wake);
+                let _ = (why, options);
                 Err(not_built("epoll"))
             }
         }
