@@ -10,6 +10,7 @@ mod direct;
 mod driver;
 mod op_table;
 mod remote;
+mod salvage;
 mod setup;
 mod shared;
 mod source;

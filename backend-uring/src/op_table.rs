@@ -1,21 +1,18 @@
 //! The table of operations in flight, each with an explicit lifecycle.
 
-use std::any::Any;
-
 use std::task::Waker;
 
 use slab::Slab;
+
+use crate::salvage::Abandoned;
 
 /// Where one operation is in its life.
 pub(crate) enum Lifecycle {
     /// Submitted (or queued for submission); its future waits with this waker.
     Waiting(Waker),
     /// Its future was dropped before the CQE: the memory the kernel may still use is kept here
-    /// until the CQE arrives. `accepts` marks an accept, whose late fd must be closed.
-    Ignored {
-        keep_alive: Box<dyn Any + Send>,
-        accepts: bool,
-    },
+    /// until the CQE arrives, and what the kernel produced goes to the socket's salvage.
+    Ignored(Abandoned),
     /// The CQE arrived with this result; the future has not seen it yet.
     Completed(i32),
 }
@@ -39,14 +36,9 @@ impl OpTable {
         };
         match std::mem::replace(op, Lifecycle::Completed(result)) {
             Lifecycle::Waiting(waker) => waker.wake(),
-            Lifecycle::Ignored { accepts, .. } => {
-                if accepts && result >= 0 {
-                    // The connection was accepted after its future gave up: close it, or the fd
-                    // would leak.
-                    // SAFETY: the kernel just gave us this fd and nothing else knows of it.
-                    unsafe { libc::close(result) };
-                }
+            Lifecycle::Ignored(abandoned) => {
                 self.ops.remove(key);
+                abandoned.finish(result);
             }
             Lifecycle::Completed(_) => unreachable!("two CQEs for a one-shot operation"),
         }
@@ -66,38 +58,30 @@ impl OpTable {
                 }
                 None
             }
-            Some(Lifecycle::Ignored { .. }) | None => {
+            Some(Lifecycle::Ignored(_)) | None => {
                 unreachable!("an operation was polled after it was dropped")
             }
         }
     }
 
     /// The future of `key` is gone. Returns `true` if the kernel still owns the operation (the
-    /// caller should cancel it); `keep_alive` is then kept until the CQE.
-    pub(crate) fn abandon(
-        &mut self,
-        key: usize,
-        keep_alive: Box<dyn Any + Send>,
-        accepts: bool,
-    ) -> bool {
+    /// caller should cancel it); `abandoned` then waits here for the CQE.
+    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> bool {
         match self.ops.get_mut(key) {
             Some(Lifecycle::Completed(res)) => {
-                if accepts && *res >= 0 {
-                    // Accepted, but the future is gone before it saw the fd: close it.
-                    // SAFETY: the kernel gave us this fd and nothing else knows of it.
-                    unsafe { libc::close(*res) };
-                }
+                let res = *res;
                 self.ops.remove(key);
+                abandoned.finish(res);
                 false
             }
             Some(op) => {
-                *op = Lifecycle::Ignored {
-                    keep_alive,
-                    accepts,
-                };
+                *op = Lifecycle::Ignored(abandoned);
                 true
             }
-            None => false,
+            None => {
+                abandoned.finish(-libc::ECANCELED);
+                false
+            }
         }
     }
 
@@ -114,8 +98,8 @@ impl OpTable {
     /// to let go, so that it never writes into freed memory.
     pub(crate) fn leak_all(&mut self) {
         for op in self.ops.drain() {
-            if let Lifecycle::Ignored { keep_alive, .. } = op {
-                std::mem::forget(keep_alive);
+            if let Lifecycle::Ignored(abandoned) = op {
+                std::mem::forget(abandoned);
             }
         }
     }

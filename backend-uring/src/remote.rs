@@ -5,11 +5,12 @@
 //! SQE's user data. The SQE holds one strong count from the moment it is queued until its CQE is
 //! reaped; the future holds another while it waits.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::task::Waker;
 
 use parking_lot::Mutex;
+
+use crate::salvage::Abandoned;
 
 /// Set in the user data of remote operations. User-space pointers never have bit 63 set, and the
 /// driver's own reserved user data values are checked before this tag.
@@ -24,10 +25,7 @@ enum RemoteState {
     Waiting(Waker),
     Done(i32),
     /// The future is gone; the memory the kernel may use waits here for the CQE.
-    Abandoned {
-        _keep_alive: Box<dyn Any + Send>,
-        accepts: bool,
-    },
+    Abandoned(Abandoned),
 }
 
 /// The completion cell of one handed-over operation.
@@ -66,13 +64,7 @@ impl RemoteOp {
         let prev = std::mem::replace(&mut *self.state.lock(), RemoteState::Done(result));
         match prev {
             RemoteState::Waiting(w) => w.wake(),
-            RemoteState::Abandoned { accepts, .. } => {
-                if accepts && result >= 0 {
-                    // SAFETY: the kernel gave us this fd after its future was dropped; nothing
-                    // else knows of it.
-                    unsafe { libc::close(result) };
-                }
-            }
+            RemoteState::Abandoned(abandoned) => abandoned.finish(result),
             RemoteState::Done(_) => {}
         }
     }
@@ -99,27 +91,20 @@ impl RemoteOp {
                 }
                 None
             }
-            RemoteState::Abandoned { .. } => unreachable!("polled after it was dropped"),
+            RemoteState::Abandoned(_) => unreachable!("polled after it was dropped"),
         }
     }
 
-    /// The future is gone: keep `keep_alive` until the CQE. Returns `true` if the operation was
+    /// The future is gone: keep `abandoned` until the CQE. Returns `true` if the operation was
     /// still in flight (the caller should cancel it).
-    pub(crate) fn abandon(&self, keep_alive: Box<dyn Any + Send>, accepts: bool) -> bool {
+    pub(crate) fn abandon(&self, abandoned: Abandoned) -> bool {
         let mut state = self.state.lock();
         if let RemoteState::Done(res) = *state {
             drop(state);
-            if accepts && res >= 0 {
-                // The accepted fd's future is gone before it saw the result: close it.
-                // SAFETY: this fd came from the kernel for this operation and nothing owns it.
-                unsafe { libc::close(res) };
-            }
+            abandoned.finish(res);
             return false;
         }
-        *state = RemoteState::Abandoned {
-            _keep_alive: keep_alive,
-            accepts,
-        };
+        *state = RemoteState::Abandoned(abandoned);
         true
     }
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use io_uring::{opcode, squeue, types};
-use runtime_core::{OpCode, OpKind, Source, WakeStrategy};
+use runtime_core::{OpCode, Source, WakeStrategy};
 
 use crate::direct::try_direct;
 use crate::driver::{with_current, RingInner, IGNORED_USER_DATA};
 use crate::remote::RemoteOp;
+use crate::salvage::{Abandoned, Salvage};
 use crate::shared::RingShared;
 use crate::sqe;
 
@@ -21,6 +22,7 @@ pub struct RingSource {
     /// `None` only while dropping.
     fd: Option<OwnedFd>,
     owner: Arc<RingShared>,
+    salvage: Arc<Salvage>,
 }
 
 impl std::fmt::Debug for RingSource {
@@ -143,6 +145,7 @@ impl Source for RingSource {
         Ok(RingSource {
             fd: Some(fd),
             owner,
+            salvage: Arc::default(),
         })
     }
 
@@ -163,6 +166,10 @@ impl Source for RingSource {
     ) -> Poll<io::Result<u32>> {
         match state {
             RingOpState::Idle => {
+                // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
+                if let Some(kept) = unsafe { self.salvage.take(code.kind(), cx.waker()) } {
+                    return kept;
+                }
                 let inline = self.on_owner(|ring| {
                     let key = ring.ops.borrow_mut().insert(cx.waker().clone());
                     ring.push(sqe::build(self.as_raw_fd(), code.kind()).user_data(key as u64));
@@ -192,7 +199,6 @@ impl Source for RingSource {
     }
 
     fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any + Send>) {
-        let accepts = matches!(code.kind(), OpKind::Accept { .. });
         if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
             m.cancels.add(1);
         }
@@ -205,15 +211,17 @@ impl Source for RingSource {
                     std::mem::forget(keep_alive);
                     return;
                 }
+                let abandoned = Abandoned::new(*code.kind(), self.salvage.clone(), keep_alive);
                 self.on_owner(|ring| {
-                    if ring.ops.borrow_mut().abandon(key, keep_alive, accepts) {
+                    if ring.ops.borrow_mut().abandon(key, abandoned) {
                         let cancel = opcode::AsyncCancel::new(key as u64);
                         ring.push(cancel.build().user_data(IGNORED_USER_DATA));
                     }
                 });
             }
             RingOpState::Remote(op) => {
-                if op.0.abandon(keep_alive, accepts) {
+                let abandoned = Abandoned::new(*code.kind(), self.salvage.clone(), keep_alive);
+                if op.0.abandon(abandoned) {
                     let cancel = opcode::AsyncCancel::new(op.0.user_data());
                     self.hand_over(cancel.build().user_data(IGNORED_USER_DATA));
                 }
