@@ -85,6 +85,12 @@ impl<S: Source> TcpStream<S> {
         )
     }
 
+    /// Sets `SO_LINGER`: with `Some(Duration::ZERO)`, closing the socket resets the connection
+    /// (RST) instead of shutting it down gracefully; with `None`, the default close.
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        sys::set_linger(self.source.as_raw_fd(), linger)
+    }
+
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
         Ok(sys::getsockopt_int(
@@ -156,5 +162,11 @@ impl<S: Source> OwnedWriteHalf<S> {
     /// As [`TcpStream::shutdown`].
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         ops::shutdown(&*self.source, how).await
+    }
+}
+
+impl<S: Source> std::os::fd::AsRawFd for TcpStream<S> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.source.as_raw_fd()
     }
 }

@@ -6,8 +6,8 @@ mod socket;
 
 pub use addr::{sockaddr_from_std, sockaddr_to_std};
 pub use socket::{
-    bind, getsockopt_int, listen, local_addr, peer_addr, set_nonblocking, setsockopt_int, socket,
-    take_error,
+    bind, getsockopt_int, listen, local_addr, peer_addr, set_linger, set_nonblocking,
+    setsockopt_int, socket, take_error,
 };
 
 /// Turns a libc return value of `-1` into the thread's `errno` as an `io::Error`.

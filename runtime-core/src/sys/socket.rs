@@ -126,3 +126,22 @@ pub fn listen(fd: RawFd, backlog: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::listen(fd, backlog) })?;
     Ok(())
 }
+
+/// Sets `SO_LINGER` (`None`: off).
+pub fn set_linger(fd: RawFd, linger: Option<std::time::Duration>) -> io::Result<()> {
+    let value = libc::linger {
+        l_onoff: linger.is_some().into(),
+        l_linger: linger.map_or(0, |d| d.as_secs().min(i32::MAX as u64) as libc::c_int),
+    };
+    // SAFETY: the option value is a live linger struct of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&value as *const libc::linger).cast(),
+            mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
