@@ -81,6 +81,8 @@ async fn echo(s: TcpStream) {
 
 /// Starts this binary as a child playing `role` (see `child`), and waits for its report line.
 /// The child exits when its stdin closes (drop the `Child`'s stdin, then wait).
+// If this panics, the test fails and the child, whose stdin closes with it, exits on its own.
+#[allow(clippy::zombie_processes)]
 fn spawn_child(role: &str, args: &str) -> (Child, String) {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["child", "--exact", "--nocapture", "--test-threads=1"])
