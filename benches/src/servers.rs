@@ -72,7 +72,7 @@ fn serve_ours(backend: runtime::Backend) -> io::Result<()> {
             announce(listener.local_addr()?)?;
             loop {
                 let (stream, _) = listener.accept().await?;
-                runtime::spawn(examples::echo(stream, examples::Placement::Inline));
+                runtime::spawn(examples::echo::echo(stream, examples::Placement::Inline));
             }
         })?
 }

@@ -1,5 +1,4 @@
-//! Handlers shared by the example servers and the benchmark harness, so that what is measured
-//! is exactly what the examples run.
+//! The echo handler.
 
 use std::io;
 use std::sync::Arc;
@@ -7,15 +6,7 @@ use std::sync::Arc;
 use runtime::net::TcpStream;
 use runtime::{BufResult, IoBuf};
 
-/// Where a handler computes and writes its reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// On the reactor that owns the connection.
-    Inline,
-    /// On a worker pool thread: the request is read on the reactor, the reply computed and
-    /// written by the pool (the cross-thread handoff path).
-    Offload,
-}
+use crate::Placement;
 
 /// Echoes everything `stream` sends until it closes.
 pub async fn echo(stream: TcpStream, placement: Placement) -> io::Result<()> {
