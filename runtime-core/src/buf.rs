@@ -240,4 +240,38 @@ mod tests {
         }
         assert_eq!(s.into_inner(), b"abcde");
     }
+
+    /// Random ranges over random buffers: a slice never reaches outside its buffer, and its
+    /// initialised part is exactly the overlap of the window with the buffer's initialised part.
+    #[test]
+    fn property_slices_stay_inside_their_buffer() {
+        let mut x: u64 = 0x534c_4943;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as usize
+        };
+        for _ in 0..100_000 {
+            let cap = next() % 64;
+            let mut v = Vec::with_capacity(cap);
+            v.resize(next() % (cap + 1), 0u8);
+            let (init, total) = (v.len(), v.capacity());
+            let (a, b) = (next() % 80, next() % 80);
+            let s = match next() % 4 {
+                0 => v.slice(a..b),
+                1 => v.slice(a..),
+                2 => v.slice(..b),
+                _ => v.slice(a..=b),
+            };
+            assert!(s.begin() <= s.end() && s.end() <= total);
+            assert_eq!(s.bytes_total(), s.end() - s.begin());
+            let expected_init = init.clamp(s.begin(), s.end()) - s.begin();
+            assert_eq!(s.bytes_init(), expected_init);
+            assert_eq!(
+                s.stable_ptr() as usize - s.get_ref().as_ptr() as usize,
+                s.begin()
+            );
+        }
+    }
 }

@@ -198,6 +198,10 @@ fn running_out_of_fds_backs_off_keeps_serving_and_recovers() {
             "{backend}: the server spins at {:.0}% of a core",
             busy * 100.0
         );
+        eprintln!(
+            "{backend}: under EMFILE the server used {:.1}% of a core",
+            busy * 100.0
+        );
         // Free fds: the waiting connections are accepted and served.
         let mut last = clients.pop().expect("a client");
         clients.truncate(1);
@@ -229,6 +233,7 @@ fn eight_thousand_connections_held_and_served() {
                 .expect("clients")
             });
         assert_eq!(report, "held 8000", "{backend}");
+        eprintln!("{backend}: {report} connections open at once, each echoed");
     }
 }
 
@@ -271,5 +276,6 @@ fn hundred_thousand_connect_close_cycles_leak_no_fd() {
             before,
             "{backend}: fds leaked over {cycles} cycles"
         );
+        eprintln!("{backend}: {cycles} connect/close cycles, {before} fds before and after");
     }
 }
