@@ -20,8 +20,12 @@ use crate::wake::{EventFd, MsgRingUnpark};
 
 /// User data of the eventfd read that wakes the ring.
 const WAKE_USER_DATA: u64 = u64::MAX;
-/// User data of fire-and-forget SQEs (cancels, closes, `MSG_RING` wakes) whose CQEs are ignored.
+/// User data of fire-and-forget SQEs (cancels, `MSG_RING` wakes) whose CQEs are ignored.
 pub(crate) const IGNORED_USER_DATA: u64 = u64::MAX - 1;
+/// User data of the `CLOSE` of a dropped socket (counted, so shutdown waits for them).
+const CLOSE_USER_DATA: u64 = u64::MAX - 2;
+/// User data at or above this is reserved (never an op table key or a remote op pointer).
+pub(crate) const FIRST_RESERVED_USER_DATA: u64 = CLOSE_USER_DATA;
 
 /// How long dropping a driver waits, in total, for cancelled operations to complete.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,6 +48,8 @@ pub(crate) struct RingInner {
     /// only in `RingDriver::drop` once no eventfd read is in flight.
     wake_buf: *mut u64,
     wake_armed: Cell<bool>,
+    /// `CLOSE`s pushed whose CQE has not come yet.
+    closes_in_flight: Cell<usize>,
     reactor: RefCell<Option<ReactorHandle>>,
 }
 
@@ -103,6 +109,16 @@ impl RingInner {
         }
     }
 
+    /// Closes `fd` through the ring, with the next submission. The fd must not be used again.
+    pub(crate) fn close(&self, fd: std::os::fd::RawFd) {
+        self.closes_in_flight.set(self.closes_in_flight.get() + 1);
+        self.push(
+            opcode::Close::new(types::Fd(fd))
+                .build()
+                .user_data(CLOSE_USER_DATA),
+        );
+    }
+
     fn arm_wake(&self) {
         let entry = opcode::Read::new(
             types::Fd(self.eventfd.as_raw_fd()),
@@ -127,6 +143,7 @@ impl RingInner {
         match user_data {
             WAKE_USER_DATA => return true,
             IGNORED_USER_DATA => {}
+            CLOSE_USER_DATA => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
             ud if is_remote(ud) => {
                 self.shared.count_remote_done();
                 // SAFETY: tagged user data other than the reserved values is only ever made by
@@ -227,6 +244,7 @@ impl RingDriver {
             eventfd: eventfd.clone(),
             wake_buf: Box::into_raw(Box::new(0u64)),
             wake_armed: Cell::new(false),
+            closes_in_flight: Cell::new(0),
             reactor: RefCell::new(None),
         });
         if sqpoll {
@@ -306,6 +324,7 @@ impl Drop for RingDriver {
         loop {
             let pending = !inner.ops.borrow().in_flight().is_empty()
                 || inner.shared.remote_in_flight() > 0
+                || inner.closes_in_flight.get() > 0
                 || inner.wake_armed.get();
             if !pending {
                 break;
@@ -322,8 +341,6 @@ impl Drop for RingDriver {
                 }
             }
         }
-        // Closes queued by sockets dropped during shutdown go out with this last submission.
-        let _ = inner.enter(Some(Duration::ZERO));
         inner.ops.borrow_mut().leak_all();
         if !inner.wake_armed.get() {
             // SAFETY: the buffer came from `Box::into_raw` and no eventfd read is in flight

@@ -18,7 +18,7 @@ pub(crate) const REMOTE_TAG: u64 = 1 << 63;
 
 /// Whether `user_data` names a handed-over operation (not one of the driver's reserved values).
 pub(crate) fn is_remote(user_data: u64) -> bool {
-    user_data & REMOTE_TAG != 0 && user_data < crate::driver::IGNORED_USER_DATA
+    user_data & REMOTE_TAG != 0 && user_data < crate::driver::FIRST_RESERVED_USER_DATA
 }
 
 enum RemoteState {

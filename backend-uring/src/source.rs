@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, squeue};
 use runtime_core::{OpCode, Source, WakeStrategy};
 
 use crate::direct::try_direct;
@@ -244,12 +244,6 @@ impl Drop for RingSource {
         }
         // Close through the ring: batched into the next submission instead of a syscall now.
         let raw = fd.into_raw_fd();
-        self.on_owner(|ring| {
-            ring.push(
-                opcode::Close::new(types::Fd(raw))
-                    .build()
-                    .user_data(IGNORED_USER_DATA),
-            )
-        });
+        self.on_owner(|ring| ring.close(raw));
     }
 }

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 
 use runtime::net::TcpStream;
-use runtime::BufResult;
 
+use crate::requests::{self, Respond};
 use crate::Placement;
 
 /// The answer to every well-formed request.
@@ -113,64 +113,25 @@ pub fn respond(pending: &mut Vec<u8>) -> (Vec<u8>, bool) {
     (out, close)
 }
 
+/// The HTTP protocol for [`requests::serve`](crate::requests::serve).
+#[derive(Debug, Default)]
+pub struct Http;
+
+impl Respond for Http {
+    fn respond(&self, pending: &mut Vec<u8>) -> (Vec<u8>, bool) {
+        respond(pending)
+    }
+}
+
 /// Serves HTTP on `stream` until the client closes, asks to close, or sends garbage.
 pub async fn serve(stream: TcpStream, placement: Placement) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let stream = Arc::new(stream);
-    let mut pending = Vec::with_capacity(4096);
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let BufResult(res, b) = stream.read(buf).await;
-        let n = res?;
-        if n == 0 {
-            return Ok(());
-        }
-        pending.extend_from_slice(&b[..n]);
-        buf = b;
-        let close = match placement {
-            Placement::Inline => {
-                let (out, close) = respond(&mut pending);
-                if !out.is_empty() {
-                    let BufResult(res, _) = stream.write_all(out).await;
-                    res?;
-                }
-                close
-            }
-            Placement::Offload => {
-                let stream = stream.clone();
-                let (rest, close) = runtime::pool::spawn(async move {
-                    let (out, close) = respond(&mut pending);
-                    if !out.is_empty() {
-                        let BufResult(res, _) = stream.write_all(out).await;
-                        res?;
-                    }
-                    io::Result::Ok((pending, close))
-                })
-                .await??;
-                pending = rest;
-                close
-            }
-        };
-        if close {
-            return Ok(());
-        }
-    }
+    requests::serve(stream, Arc::new(Http), placement).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A deterministic generator for the property tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::requests::Rng;
 
     const GET: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
 

@@ -8,8 +8,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use runtime::net::TcpStream;
-use runtime::BufResult;
 
+use crate::requests::{self, Respond};
 use crate::resp;
 use crate::Placement;
 
@@ -132,48 +132,15 @@ impl Store {
     }
 }
 
+impl Respond for Store {
+    fn respond(&self, pending: &mut Vec<u8>) -> (Vec<u8>, bool) {
+        Store::respond(self, pending)
+    }
+}
+
 /// Serves RESP on `stream` until the client closes, quits, or breaks the protocol.
 pub async fn serve(stream: TcpStream, store: Arc<Store>, placement: Placement) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let stream = Arc::new(stream);
-    let mut pending = Vec::with_capacity(4096);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let BufResult(res, b) = stream.read(buf).await;
-        let n = res?;
-        if n == 0 {
-            return Ok(());
-        }
-        pending.extend_from_slice(&b[..n]);
-        buf = b;
-        let close = match placement {
-            Placement::Inline => {
-                let (out, close) = store.respond(&mut pending);
-                if !out.is_empty() {
-                    let BufResult(res, _) = stream.write_all(out).await;
-                    res?;
-                }
-                close
-            }
-            Placement::Offload => {
-                let (stream, store) = (stream.clone(), store.clone());
-                let (rest, close) = runtime::pool::spawn(async move {
-                    let (out, close) = store.respond(&mut pending);
-                    if !out.is_empty() {
-                        let BufResult(res, _) = stream.write_all(out).await;
-                        res?;
-                    }
-                    io::Result::Ok((pending, close))
-                })
-                .await??;
-                pending = rest;
-                close
-            }
-        };
-        if close {
-            return Ok(());
-        }
-    }
+    requests::serve(stream, store, placement).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod echo;
 pub mod http;
 pub mod kv;
+pub mod requests;
 pub mod resp;
 pub mod server;
 

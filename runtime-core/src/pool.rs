@@ -135,9 +135,26 @@ where
         scheduled: AtomicBool::new(true),
         pool: Arc::downgrade(pool),
     });
-    deferred.set(Waker::from(task.clone()));
+    // The handle's abort wakes the task through a weak reference: the task owns its output slot,
+    // so a strong one would make a cycle that keeps an unfinished task alive forever.
+    deferred.set(Waker::from(Arc::new(WeakTaskWaker(Arc::downgrade(&task)))));
     pool.push(Job::Poll(task));
     JoinHandle::new(join)
+}
+
+/// Wakes a pool task if it still exists.
+struct WeakTaskWaker(Weak<PoolTask>);
+
+impl Wake for WeakTaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(task) = self.0.upgrade() {
+            task.wake_by_ref();
+        }
+    }
 }
 
 /// Runs `f` on `pool`; aborting the handle does not stop `f` once it started.

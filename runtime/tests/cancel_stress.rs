@@ -10,6 +10,9 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod common;
+
+use common::pair;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
@@ -49,15 +52,6 @@ impl Rng {
 
 fn byte_at(i: usize) -> u8 {
     (i.wrapping_mul(31) % 251) as u8
-}
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    (client, server)
 }
 
 #[runtime::test(timeout_secs = 300)]

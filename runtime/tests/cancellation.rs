@@ -2,22 +2,16 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::pair;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
 
-async fn connected_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    (client, server)
-}
-
 #[runtime::test]
 async fn dropped_read_never_writes_into_reused_memory() {
-    let (client, server) = connected_pair().await;
+    let (client, server) = pair().await;
     for round in 0..64u8 {
         // Start a read and give up on it while the kernel owns its buffer.
         let res = timeout(Duration::from_millis(1), client.read(vec![0xAA; 4096])).await;
@@ -50,7 +44,7 @@ async fn dropped_read_never_writes_into_reused_memory() {
 
 #[runtime::test]
 async fn dropping_a_stream_with_a_read_in_flight_is_safe() {
-    let (client, server) = connected_pair().await;
+    let (client, server) = pair().await;
     let reader = runtime::spawn(async move {
         let BufResult(res, _) = client.read(vec![0u8; 1024]).await;
         res

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::thread_state;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::{interval, sleep, timeout};
 use runtime::BufResult;
@@ -33,14 +36,6 @@ impl Future for Receive {
             }
         }
     }
-}
-
-/// The scheduler state letter of thread `tid` of this process ('S' = sleeping in the kernel).
-fn thread_state(tid: i32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
-    // The state follows the parenthesised command name.
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    after.chars().next().expect("state")
 }
 
 #[runtime::test]

@@ -6,15 +6,11 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{gettid, thread_state};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
-
-/// The scheduler state letter of thread `tid` of this process ('S' = asleep in the kernel).
-fn thread_state(tid: i32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    after.chars().next().expect("state")
-}
 
 /// Blocks until every thread of `tids` sleeps in the kernel at once.
 fn wait_until_asleep(tids: &[i32]) {
@@ -23,11 +19,6 @@ fn wait_until_asleep(tids: &[i32]) {
         assert!(Instant::now() < deadline, "reactors never went to sleep");
         std::thread::yield_now();
     }
-}
-
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
 }
 
 /// A blocking client: sends `rounds` requests, one at a time, and returns how long each reply

@@ -4,6 +4,9 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::pair;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
@@ -16,15 +19,6 @@ fn rss_bytes() -> usize {
         .and_then(|p| p.parse().ok())
         .expect("rss");
     pages * 4096
-}
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (server, _) = listener.accept().await.expect("accept");
-    (client, server)
 }
 
 fn is_reset(e: &io::Error) -> bool {

@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::echo;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::{Backend, BufResult, Builder};
 
@@ -59,24 +62,6 @@ fn backends() -> Vec<Backend> {
         v.push(Backend::Epoll);
     }
     v
-}
-
-/// An echo handler.
-async fn echo(s: TcpStream) {
-    let mut buf = vec![0u8; 256];
-    loop {
-        let BufResult(res, b) = s.read(buf).await;
-        let n = match res {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let BufResult(res, b) = s.write_all(b[..n].to_vec()).await;
-        if res.is_err() {
-            return;
-        }
-        buf = b;
-        buf.resize(256, 0);
-    }
 }
 
 /// Starts this binary as a child playing `role` (see `child`), and waits for its report line.

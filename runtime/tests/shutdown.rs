@@ -1,6 +1,7 @@
 //! Shutting a runtime down with operations in flight on every reactor stops every thread and
 //! closes every fd. (One test in its own binary: it counts the process's fds and threads.)
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use runtime::net::{TcpListener, TcpStream};
@@ -34,10 +35,21 @@ async fn leave_operations_in_flight() {
         .await
         .expect("setup on reactor");
     }
-    // A pool task parked on a timer, too.
-    drop(runtime::pool::spawn(runtime::time::sleep(
-        Duration::from_secs(3600),
-    )));
+    // A pool task parked on reactor 0's timer (registered before shutdown starts), whose handle
+    // is dropped: it must not outlive the runtime (it owns its own output slot).
+    let (registered, wait) = std::sync::mpsc::channel();
+    drop(runtime::pool::spawn(async move {
+        let mut sleep = std::pin::pin!(runtime::time::sleep(Duration::from_secs(3600)));
+        std::future::poll_fn(|cx| {
+            let poll = sleep.as_mut().poll(cx);
+            let _ = registered.send(());
+            poll
+        })
+        .await
+    }));
+    runtime::pool::spawn_blocking(move || wait.recv().expect("the pool task ran"))
+        .await
+        .expect("pool");
 }
 
 #[test]

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests (each test binary uses some of them).
+#![allow(dead_code)]
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::BufResult;
+
+/// A connected pair on 127.0.0.1: (client, server).
+pub async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    (client, server)
+}
+
+/// Echoes until the peer closes or fails.
+pub async fn echo(s: TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let BufResult(res, b) = s.read(buf).await;
+        let n = match res {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let BufResult(res, b) = s.write_all(b[..n].to_vec()).await;
+        if res.is_err() {
+            return;
+        }
+        buf = b;
+        buf.resize(8192, 0);
+    }
+}
+
+/// The scheduler state letter of thread `tid` of this process ('S' = asleep in the kernel).
+pub fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+    // The state follows the parenthesised command name.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after.chars().next().expect("state")
+}
+
+/// The calling thread's id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
