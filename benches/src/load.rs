@@ -13,17 +13,34 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-/// One open-loop run.
+/// How requests are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// At a fixed rate (requests per second, all connections together), whatever the replies.
+    Open {
+        /// Requests per second.
+        rate: u64,
+    },
+    /// Each connection keeps `depth` requests outstanding (1: ping-pong; more: pipelining).
+    Closed {
+        /// Requests in flight per connection.
+        depth: usize,
+    },
+}
+
+/// One load run.
 #[derive(Debug, Clone)]
 pub struct OpenLoop {
     /// Server address.
     pub addr: SocketAddr,
-    /// Connections the requests are spread over, round robin.
+    /// Connections the requests are spread over.
     pub connections: usize,
-    /// Requests per second, all connections together.
-    pub rate: u64,
-    /// Bytes per request (the echo reply has the same size).
-    pub size: usize,
+    /// Open or closed loop.
+    pub mode: Mode,
+    /// The bytes of one request.
+    pub request: Vec<u8>,
+    /// The bytes of one reply (replies are counted by size).
+    pub response_len: usize,
     /// Time before measuring starts.
     pub warmup: Duration,
     /// Time measured.
@@ -92,17 +109,31 @@ fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>>
     Ok(conns)
 }
 
-/// Runs the open loop; errors if a connection fails or the server answers wrongly.
+/// Runs the load; errors if a connection fails or the server answers wrongly.
 pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
-    let message = vec![b'x'; cfg.size];
+    let message = cfg.request.clone();
     let mut scratch = vec![0u8; 64 * 1024];
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| io::Error::other(e.to_string()))?;
 
-    let interval = Duration::from_secs_f64(1.0 / cfg.rate as f64);
+    let (interval, depth) = match cfg.mode {
+        Mode::Open { rate } => (Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0),
+        Mode::Closed { depth } => (Duration::MAX, depth.max(1)),
+    };
+    // Closed loop: fill every connection's window once, then send one per reply.
+    if depth > 0 {
+        let now = Instant::now();
+        for conn in &mut conns {
+            for _ in 0..depth {
+                conn.outstanding.push_back(now);
+                conn.unsent.extend_from_slice(&message);
+            }
+            conn.flush()?;
+        }
+    }
     let start = Instant::now();
     let measure_from = start + cfg.warmup;
     let end = measure_from + cfg.measure;
@@ -116,7 +147,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
         if now >= end {
             break;
         }
-        while next_send <= now && next_send < end {
+        while depth == 0 && next_send <= now && next_send < end {
             if now - next_send > Duration::from_millis(1) {
                 late += 1;
             }
@@ -131,7 +162,13 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
             }
             next_send += interval;
         }
-        poll.poll(&mut events, Some(Duration::ZERO))?;
+        // The open loop spins to keep its schedule; the closed loop can wait for replies.
+        let wait = if depth == 0 {
+            Duration::ZERO
+        } else {
+            end - now
+        };
+        poll.poll(&mut events, Some(wait))?;
         for event in events.iter() {
             let conn = &mut conns[event.token().0];
             if event.is_writable() {
@@ -154,8 +191,8 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
                 };
                 conn.partial += n;
                 let done_at = Instant::now();
-                while conn.partial >= cfg.size {
-                    conn.partial -= cfg.size;
+                while conn.partial >= cfg.response_len {
+                    conn.partial -= cfg.response_len;
                     let scheduled = conn.outstanding.pop_front().ok_or_else(|| {
                         io::Error::new(io::ErrorKind::InvalidData, "reply without a request")
                     })?;
@@ -164,7 +201,15 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
                         let us = (done_at - scheduled).as_micros().max(1) as u64;
                         latency.saturating_record(us);
                     }
+                    if depth > 0 && done_at < end {
+                        conn.outstanding.push_back(done_at);
+                        conn.unsent.extend_from_slice(&message);
+                        if done_at >= measure_from {
+                            sent += 1;
+                        }
+                    }
                 }
+                conn.flush()?;
             }
         }
     }
@@ -174,6 +219,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
         latency_us: latency,
         window: cfg.measure,
         // More than 1% of sends over a millisecond late: the client could not keep the schedule.
-        client_saturated: late * 100 > sent.max(1),
+        // (A closed loop has no schedule; its client is never flagged.)
+        client_saturated: depth == 0 && late * 100 > sent.max(1),
     })
 }

@@ -11,6 +11,8 @@ pub struct Sample {
     pub p50_us: u64,
     /// 99th percentile latency, microseconds.
     pub p99_us: u64,
+    /// 99.9th percentile latency, microseconds.
+    pub p999_us: u64,
     /// Completed requests per second in the measured window.
     pub throughput: f64,
     /// The client, not the server, was the bottleneck.

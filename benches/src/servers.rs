@@ -1,9 +1,11 @@
 //! The servers under test, each run in its own process pinned to one core.
 //!
-//! `compare serve <kind> --cpu N` runs one of them (this is how the harness starts its children);
-//! every kind runs the same handler logic: read up to 4 KiB, write it all back.
+//! `compare serve <kind> <protocol> --cpu N` runs one of them (this is how the harness starts
+//! its children). Every kind answers with the same handler logic: echo writes back what it
+//! read; HTTP answers each whole request with `examples::http::respond`, pipelined requests in
+//! one write.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -18,14 +20,20 @@ pub enum ServerKind {
     OursEpoll,
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
+    /// tokio's `multi_thread` runtime (one worker: the server has one core).
+    TokioMultiThread,
+    /// A hand-written single-threaded epoll loop (mio): the floor.
+    RawEpoll,
 }
 
 impl ServerKind {
     /// Every kind, in the order tables list them.
-    pub const ALL: [ServerKind; 3] = [
+    pub const ALL: [ServerKind; 5] = [
         ServerKind::OursUring,
         ServerKind::OursEpoll,
         ServerKind::TokioCurrentThread,
+        ServerKind::TokioMultiThread,
+        ServerKind::RawEpoll,
     ];
 
     /// The name used on the command line and in tables.
@@ -34,6 +42,8 @@ impl ServerKind {
             ServerKind::OursUring => "ours-uring",
             ServerKind::OursEpoll => "ours-epoll",
             ServerKind::TokioCurrentThread => "tokio-ct",
+            ServerKind::TokioMultiThread => "tokio-mt",
+            ServerKind::RawEpoll => "raw-epoll",
         }
     }
 
@@ -41,16 +51,72 @@ impl ServerKind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// Whether this is one of this project's servers (the others are peers).
+    pub fn is_ours(self) -> bool {
+        matches!(self, ServerKind::OursUring | ServerKind::OursEpoll)
+    }
 }
 
-/// Runs a server of `kind` on 127.0.0.1:0 in this process, pinned to `cpu`; prints
-/// `listening on <addr>` and serves until killed.
-pub fn serve(kind: ServerKind, cpu: usize) -> io::Result<()> {
+/// What a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Writes back what it reads.
+    Echo,
+    /// HTTP/1.1 plaintext, "Hello, World!".
+    Http,
+}
+
+impl Protocol {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Echo => "echo",
+            Protocol::Http => "http",
+        }
+    }
+
+    /// Parses [`name`](Protocol::name).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Protocol::Echo, Protocol::Http]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
+    /// Answers the whole requests at the start of `pending` (removing them); `None` means the
+    /// connection must close.
+    fn answer(self, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+        match self {
+            Protocol::Echo => Some(std::mem::take(pending)),
+            Protocol::Http => {
+                let (out, close) = examples::http::respond(pending);
+                (!close).then_some(out)
+            }
+        }
+    }
+}
+
+/// Runs a server of `kind` speaking `protocol` on 127.0.0.1:0 in this process, pinned to
+/// `cpu`; prints `listening on <addr>` and serves until killed.
+pub fn serve(kind: ServerKind, protocol: Protocol, cpu: usize) -> io::Result<()> {
     cpu::pin_to(cpu)?;
     match kind {
-        ServerKind::OursUring => serve_ours(runtime::Backend::Uring),
-        ServerKind::OursEpoll => serve_ours(runtime::Backend::Epoll),
-        ServerKind::TokioCurrentThread => serve_tokio(),
+        ServerKind::OursUring => serve_ours(runtime::Backend::Uring, protocol),
+        ServerKind::OursEpoll => serve_ours(runtime::Backend::Epoll, protocol),
+        ServerKind::TokioCurrentThread => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()?;
+            rt.block_on(serve_tokio(protocol))
+        }
+        ServerKind::TokioMultiThread => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_io()
+                .build()?;
+            rt.block_on(serve_tokio(protocol))
+        }
+        ServerKind::RawEpoll => serve_raw_epoll(protocol),
     }
 }
 
@@ -60,9 +126,12 @@ fn announce(addr: SocketAddr) -> io::Result<()> {
     out.flush()
 }
 
-fn serve_ours(backend: runtime::Backend) -> io::Result<()> {
+fn serve_ours(backend: runtime::Backend, protocol: Protocol) -> io::Result<()> {
+    use examples::Placement::Inline;
     runtime::Builder::new()
         .backend(backend)
+        .reactors(1)
+        .pool_threads(0)
         .try_block_on(async move {
             let info = runtime::backend().expect("inside the runtime");
             if info.backend() != backend {
@@ -72,34 +141,113 @@ fn serve_ours(backend: runtime::Backend) -> io::Result<()> {
             announce(listener.local_addr()?)?;
             loop {
                 let (stream, _) = listener.accept().await?;
-                runtime::spawn(examples::echo::echo(stream, examples::Placement::Inline));
+                match protocol {
+                    Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, Inline))),
+                    Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, Inline))),
+                }
             }
         })?
 }
 
-fn serve_tokio() -> io::Result<()> {
+async fn serve_tokio(protocol: Protocol) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        announce(listener.local_addr()?)?;
-        loop {
-            let (mut stream, _) = listener.accept().await?;
-            tokio::spawn(async move {
-                stream.set_nodelay(true)?;
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    let n = stream.read(&mut buf).await?;
-                    if n == 0 {
-                        return io::Result::Ok(());
-                    }
-                    stream.write_all(&buf[..n]).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            stream.set_nodelay(true)?;
+            let mut buf = vec![0u8; 4096];
+            let mut pending = Vec::new();
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return io::Result::Ok(());
                 }
-            });
+                pending.extend_from_slice(&buf[..n]);
+                let Some(out) = protocol.answer(&mut pending) else {
+                    return Ok(());
+                };
+                stream.write_all(&out).await?;
+            }
+        });
+    }
+}
+
+/// One connection of the raw loop: what it has read and not answered, and what it could not
+/// write yet.
+struct RawConn {
+    stream: mio::net::TcpStream,
+    pending: Vec<u8>,
+    unsent: Vec<u8>,
+}
+
+fn serve_raw_epoll(protocol: Protocol) -> io::Result<()> {
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    let mut poll = Poll::new()?;
+    let mut listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().expect("addr"))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    announce(listener.local_addr()?)?;
+    let mut conns = slab::Slab::<RawConn>::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        poll.poll(&mut events, None)?;
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                while let Ok((mut stream, _)) = listener.accept() {
+                    stream.set_nodelay(true)?;
+                    let entry = conns.vacant_entry();
+                    let token = Token(entry.key());
+                    poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    entry.insert(RawConn {
+                        stream,
+                        pending: Vec::new(),
+                        unsent: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            let key = event.token().0;
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if raw_turn(conn, protocol, &mut buf).is_err() {
+                let mut conn = conns.remove(key);
+                let _ = poll.registry().deregister(&mut conn.stream);
+            }
         }
-    })
+    }
+}
+
+/// Reads what is there, answers, writes what fits; `Err` closes the connection.
+fn raw_turn(conn: &mut RawConn, protocol: Protocol, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        match conn.stream.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => conn.pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let out = protocol
+        .answer(&mut conn.pending)
+        .ok_or(io::ErrorKind::ConnectionAborted)?;
+    conn.unsent.extend_from_slice(&out);
+    while !conn.unsent.is_empty() {
+        match conn.stream.write(&conn.unsent) {
+            Ok(n) => drop(conn.unsent.drain(..n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A server child process; killed when dropped.
@@ -111,18 +259,21 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `kind` in a child process (this executable, `serve` mode) pinned to `cpu`, with
-    /// `env` added to its environment.
-    pub fn start(kind: ServerKind, cpu: usize, env: &[(&str, &str)]) -> io::Result<Self> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["serve", kind.name(), "--cpu", &cpu.to_string()])
+    /// Starts `kind` speaking `protocol` in a child process (this executable, `serve` mode)
+    /// pinned to `cpu`.
+    pub fn start(kind: ServerKind, protocol: Protocol, cpu: usize) -> io::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args([
+                "serve",
+                kind.name(),
+                protocol.name(),
+                "--cpu",
+                &cpu.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn()?;
+            .stderr(Stdio::inherit())
+            .spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
