@@ -113,7 +113,7 @@ pub fn respond(pending: &mut Vec<u8>) -> (Vec<u8>, bool) {
     (out, close)
 }
 
-/// The HTTP protocol for [`requests::serve`](crate::requests::serve).
+/// The HTTP protocol for [`requests::serve`].
 #[derive(Debug, Default)]
 pub struct Http;
 
