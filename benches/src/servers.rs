@@ -24,15 +24,21 @@ pub enum ServerKind {
     TokioMultiThread,
     /// A hand-written single-threaded epoll loop (mio): the floor.
     RawEpoll,
+    /// monoio with its default io_uring setup.
+    Monoio,
+    /// monoio with a `SINGLE_ISSUER | DEFER_TASKRUN` ring.
+    MonoioDefer,
 }
 
 impl ServerKind {
     /// Every kind, in the order tables list them.
-    pub const ALL: [ServerKind; 5] = [
+    pub const ALL: [ServerKind; 7] = [
         ServerKind::OursUring,
         ServerKind::OursEpoll,
         ServerKind::TokioCurrentThread,
         ServerKind::TokioMultiThread,
+        ServerKind::Monoio,
+        ServerKind::MonoioDefer,
         ServerKind::RawEpoll,
     ];
 
@@ -44,6 +50,8 @@ impl ServerKind {
             ServerKind::TokioCurrentThread => "tokio-ct",
             ServerKind::TokioMultiThread => "tokio-mt",
             ServerKind::RawEpoll => "raw-epoll",
+            ServerKind::Monoio => "monoio",
+            ServerKind::MonoioDefer => "monoio-defer",
         }
     }
 
@@ -117,6 +125,12 @@ pub fn serve(kind: ServerKind, protocol: Protocol, cpu: usize) -> io::Result<()>
             rt.block_on(serve_tokio(protocol))
         }
         ServerKind::RawEpoll => serve_raw_epoll(protocol),
+        ServerKind::Monoio => serve_monoio(protocol, io_uring_06::IoUring::builder()),
+        ServerKind::MonoioDefer => {
+            let mut ring = io_uring_06::IoUring::builder();
+            ring.setup_single_issuer().setup_defer_taskrun();
+            serve_monoio(protocol, ring)
+        }
     }
 }
 
@@ -172,6 +186,40 @@ async fn serve_tokio(protocol: Protocol) -> io::Result<()> {
             }
         });
     }
+}
+
+fn serve_monoio(protocol: Protocol, ring: io_uring_06::Builder) -> io::Result<()> {
+    use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(256)
+        .uring_builder(ring)
+        .build()?;
+    rt.block_on(async move {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0")?;
+        announce(listener.local_addr()?)?;
+        loop {
+            let (mut stream, _) = listener.accept().await?;
+            monoio::spawn(async move {
+                stream.set_nodelay(true)?;
+                let mut buf = vec![0u8; 4096];
+                let mut pending = Vec::new();
+                loop {
+                    let (res, b) = stream.read(buf).await;
+                    let n = res?;
+                    if n == 0 {
+                        return io::Result::Ok(());
+                    }
+                    pending.extend_from_slice(&b[..n]);
+                    buf = b;
+                    let Some(out) = protocol.answer(&mut pending) else {
+                        return Ok(());
+                    };
+                    let (res, _) = stream.write_all(out).await;
+                    res?;
+                }
+            });
+        }
+    })
 }
 
 /// One connection of the raw loop: what it has read and not answered, and what it could not
