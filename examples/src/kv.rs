@@ -81,7 +81,12 @@ impl Store {
                     resp::bulk(out, self.shard(k).get(k).map(Vec::as_slice));
                 }
             }
-            // What redis-benchmark and redis-cli ask on connecting.
+            // What redis-benchmark and redis-cli ask on connecting: no persistence settings.
+            (b"CONFIG", 3) if args[1].eq_ignore_ascii_case(b"GET") => {
+                resp::array(out, 2);
+                resp::bulk(out, Some(&args[2]));
+                resp::bulk(out, Some(b""));
+            }
             (b"CONFIG", _) | (b"COMMAND", _) => resp::array(out, 0),
             (b"QUIT", 1) => {
                 resp::simple(out, "OK");
