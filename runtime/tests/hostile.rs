@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::pair;
-use runtime::net::{TcpListener, TcpStream};
+use runtime::net::TcpStream;
 use runtime::time::timeout;
 use runtime::BufResult;
 
@@ -81,31 +81,7 @@ async fn reset_in_the_middle_of_a_read_is_an_error() {
 
 #[runtime::test]
 async fn a_slowloris_does_not_hold_up_other_clients() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    runtime::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            runtime::spawn(async move {
-                let mut buf = vec![0u8; 256];
-                loop {
-                    let BufResult(res, b) = s.read(buf).await;
-                    let n = match res {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    let BufResult(res, b) = s.write_all(b[..n].to_vec()).await;
-                    if res.is_err() {
-                        return;
-                    }
-                    buf = b;
-                    buf.resize(256, 0);
-                }
-            });
-        }
-    });
+    let addr = common::spawn_echo_server();
     // One byte every 100 ms, from a thread of its own.
     let slow = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");

@@ -1,38 +1,10 @@
 //! Data integrity over TCP on every backend.
 
-use std::net::SocketAddr;
+mod common;
 
-use runtime::net::{TcpListener, TcpStream};
-use runtime::{BufResult, IoBuf};
-
-/// Serves echo on 127.0.0.1:0 until the listener task is dropped; returns the address.
-fn spawn_echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    runtime::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            runtime::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                loop {
-                    let BufResult(res, b) = stream.read(buf).await;
-                    let n = match res {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
-                    if res.is_err() {
-                        return;
-                    }
-                    buf = b.into_inner();
-                }
-            });
-        }
-    });
-    addr
-}
+use common::spawn_echo_server;
+use runtime::net::TcpStream;
+use runtime::BufResult;
 
 /// A deterministic byte pattern that differs at every offset of a 251-byte period.
 fn pattern(len: usize) -> Vec<u8> {

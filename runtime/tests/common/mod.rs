@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (each test binary uses some of them).
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
+
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
 
@@ -30,6 +32,18 @@ pub async fn echo(s: TcpStream) {
         buf = b;
         buf.resize(8192, 0);
     }
+}
+
+/// Serves [`echo`] on 127.0.0.1:0 from a task of the current reactor; returns the address.
+pub fn spawn_echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    runtime::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            runtime::spawn(echo(stream));
+        }
+    });
+    addr
 }
 
 /// The scheduler state letter of thread `tid` of this process ('S' = asleep in the kernel).
