@@ -50,7 +50,6 @@ pub(crate) struct RingInner {
     wake_armed: Cell<bool>,
     /// `CLOSE`s pushed whose CQE has not come yet.
     closes_in_flight: Cell<usize>,
-    reactor: RefCell<Option<ReactorHandle>>,
 }
 
 thread_local! {
@@ -78,7 +77,7 @@ impl RingInner {
     }
 
     fn with_metrics(&self, f: impl FnOnce(&Metrics)) {
-        if let Some(r) = self.reactor.borrow().as_ref() {
+        if let Some(r) = self.shared.reactor.get() {
             f(r.metrics());
         }
     }
@@ -245,7 +244,6 @@ impl RingDriver {
             wake_buf: Box::into_raw(Box::new(0u64)),
             wake_armed: Cell::new(false),
             closes_in_flight: Cell::new(0),
-            reactor: RefCell::new(None),
         });
         if sqpoll {
             *shared.sq.lock() = Some(RingPtr(&inner.ring));
@@ -288,7 +286,6 @@ impl Driver for RingDriver {
 
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
         let _ = self.inner.shared.reactor.set(reactor.clone());
-        *self.inner.reactor.borrow_mut() = Some(reactor.clone());
         let prev = CURRENT.with(|c| c.borrow_mut().replace(self.inner.clone()));
         EnterGuard::new(move || CURRENT.with(|c| *c.borrow_mut() = prev))
     }
