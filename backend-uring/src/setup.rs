@@ -55,7 +55,10 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
     let built = build_with(entries, &ATTEMPTS)?;
     check_features(&built.ring)?;
     if config.wake == WakeStrategy::MsgRing {
-        check_opcode(&built.ring, io_uring::opcode::MsgRingData::CODE, "MSG_RING")?;
+        check_opcodes(
+            &built.ring,
+            &[(io_uring::opcode::MsgRingData::CODE, "MSG_RING")],
+        )?;
     }
     Ok(built)
 }
@@ -128,34 +131,26 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
             "kernel lacks IORING_FEAT_EXT_ARG (timed waits need Linux 5.11 or later)",
         ));
     }
+    check_opcodes(ring, REQUIRED_OPCODES)
+}
+
+/// Fails, naming them, if the kernel lacks any of `opcodes`.
+fn check_opcodes(ring: &IoUring, opcodes: &[(u8, &str)]) -> io::Result<()> {
     let mut probe = Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
         .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
-    let missing: Vec<&str> = REQUIRED_OPCODES
+    let missing: Vec<&str> = opcodes
         .iter()
         .filter(|(code, _)| !probe.is_supported(*code))
         .map(|(_, name)| *name)
         .collect();
-    if !missing.is_empty() {
-        return Err(unsupported(&format!(
-            "kernel lacks io_uring opcodes: {}",
-            missing.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-fn check_opcode(ring: &IoUring, code: u8, name: &str) -> io::Result<()> {
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
-    if probe.is_supported(code) {
+    if missing.is_empty() {
         Ok(())
     } else {
         Err(unsupported(&format!(
-            "kernel lacks the io_uring opcode {name}"
+            "kernel lacks io_uring opcodes: {}",
+            missing.join(", ")
         )))
     }
 }
