@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use runtime_core::{Driver, EnterGuard, Metrics, ReactorHandle, Unpark, WakeStrategy};
 
+use crate::multishot::{self, is_multishot};
 use crate::op_table::OpTable;
+use crate::provided::{ProvidedBuffers, BUFFER_GROUP};
 use crate::remote::{is_remote, RemoteOp};
 use crate::setup::{self, RingConfig};
 use crate::shared::{RingPtr, RingShared};
@@ -50,6 +52,8 @@ pub(crate) struct RingInner {
     wake_armed: Cell<bool>,
     /// `CLOSE`s pushed whose CQE has not come yet.
     closes_in_flight: Cell<usize>,
+    /// Multishot receives armed whose final CQE has not come yet.
+    multishots_in_flight: Cell<usize>,
 }
 
 thread_local! {
@@ -118,6 +122,13 @@ impl RingInner {
         );
     }
 
+    /// Arms a socket's multishot receive (made by `RecvQueue::poll_read`).
+    pub(crate) fn push_multishot(&self, entry: squeue::Entry) {
+        self.multishots_in_flight
+            .set(self.multishots_in_flight.get() + 1);
+        self.push(entry);
+    }
+
     fn arm_wake(&self) {
         let entry = opcode::Read::new(
             types::Fd(self.eventfd.as_raw_fd()),
@@ -138,7 +149,8 @@ impl RingInner {
     }
 
     /// Hands one CQE to its operation. Returns `true` for the wake read's CQE.
-    fn dispatch(&self, user_data: u64, result: i32, ops: &mut OpTable) -> bool {
+    fn dispatch(&self, cqe: &cqueue::Entry, ops: &mut OpTable) -> bool {
+        let (user_data, result) = (cqe.user_data(), cqe.result());
         match user_data {
             WAKE_USER_DATA => return true,
             IGNORED_USER_DATA => {}
@@ -148,6 +160,18 @@ impl RingInner {
                 // SAFETY: tagged user data other than the reserved values is only ever made by
                 // `RemoteOp::into_user_data` for an SQE, whose single CQE this is.
                 unsafe { RemoteOp::from_user_data(ud) }.complete(result);
+            }
+            ud if is_multishot(ud) => {
+                // SAFETY: multishot user data is only made by `RecvQueue::poll_read`, and a
+                // receive's CQEs end with the one that has no `F_MORE` (handled once here).
+                let done = unsafe { multishot::complete(ud, result, cqe.flags()) };
+                if done.finished {
+                    self.multishots_in_flight
+                        .set(self.multishots_in_flight.get() - 1);
+                }
+                if let Some(cancel) = done.cancel {
+                    self.push(cancel.user_data(IGNORED_USER_DATA));
+                }
             }
             key => ops.complete(key as usize, result),
         }
@@ -163,7 +187,7 @@ impl RingInner {
             // SAFETY: only the reactor thread touches the CQ (the `ring` invariant).
             for cqe in unsafe { self.ring.completion_shared() } {
                 reaped += 1;
-                rearm |= self.dispatch(cqe.user_data(), cqe.result(), &mut ops);
+                rearm |= self.dispatch(&cqe, &mut ops);
             }
         }
         self.with_metrics(|m| m.cqes_reaped.add_local(reaped));
@@ -232,7 +256,9 @@ impl RingDriver {
         let built = setup::build(config)?;
         let eventfd = EventFd::new()?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(RingShared::new(id, built.ring.as_raw_fd()));
+        // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
+        let buffers = ProvidedBuffers::register(&built.ring).ok().map(Arc::new);
+        let shared = Arc::new(RingShared::new(id, built.ring.as_raw_fd(), buffers));
         let sqpoll = built.ring.params().is_setup_sqpoll();
         let inner = Rc::new(RingInner {
             shared: shared.clone(),
@@ -244,6 +270,7 @@ impl RingDriver {
             wake_buf: Box::into_raw(Box::new(0u64)),
             wake_armed: Cell::new(false),
             closes_in_flight: Cell::new(0),
+            multishots_in_flight: Cell::new(0),
         });
         if sqpoll {
             *shared.sq.lock() = Some(RingPtr(&inner.ring));
@@ -322,6 +349,7 @@ impl Drop for RingDriver {
             let pending = !inner.ops.borrow().in_flight().is_empty()
                 || inner.shared.remote_in_flight() > 0
                 || inner.closes_in_flight.get() > 0
+                || inner.multishots_in_flight.get() > 0
                 || inner.wake_armed.get();
             if !pending {
                 break;
@@ -333,12 +361,20 @@ impl Drop for RingDriver {
             let mut ops = inner.ops.borrow_mut();
             // SAFETY: only the reactor thread touches the CQ (the `ring` invariant).
             for cqe in unsafe { inner.ring.completion_shared() } {
-                if inner.dispatch(cqe.user_data(), cqe.result(), &mut ops) {
+                if inner.dispatch(&cqe, &mut ops) {
                     inner.wake_armed.set(false); // cancelled: not re-armed any more
                 }
             }
         }
         inner.ops.borrow_mut().leak_all();
+        if let Some(buffers) = &inner.shared.buffers {
+            if inner.multishots_in_flight.get() > 0 {
+                // A receive the kernel still holds may write into the buffers: keep them.
+                std::mem::forget(buffers.clone());
+            } else {
+                let _ = inner.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+            }
+        }
         if !inner.wake_armed.get() {
             // SAFETY: the buffer came from `Box::into_raw` and no eventfd read is in flight
             // (`wake_buf`'s invariant).

@@ -8,7 +8,9 @@
 
 mod direct;
 mod driver;
+mod multishot;
 mod op_table;
+mod provided;
 mod remote;
 mod salvage;
 mod setup;

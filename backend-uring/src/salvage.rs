@@ -85,12 +85,12 @@ pub(crate) struct Salvage {
 /// # Safety
 /// `msg` and its iovec array must be valid for the returned lifetime.
 #[allow(clippy::unnecessary_cast)] // `msg_iovlen` is not `usize` on every libc
-unsafe fn iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
+pub(crate) unsafe fn iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
     // SAFETY: the caller's promise.
     unsafe { std::slice::from_raw_parts((*msg).msg_iov, (*msg).msg_iovlen as usize) }
 }
 
-fn is_read(kind: &OpKind) -> bool {
+pub(crate) fn is_read(kind: &OpKind) -> bool {
     matches!(kind, OpKind::Recv { .. } | OpKind::RecvMsg { .. })
 }
 

@@ -2,11 +2,13 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use io_uring::{squeue, IoUring};
 use parking_lot::Mutex;
 use runtime_core::ReactorHandle;
+
+use crate::provided::ProvidedBuffers;
 
 /// A pointer to the reactor's ring, for threads that push SQEs themselves (`SqPoll` only).
 ///
@@ -34,10 +36,13 @@ pub(crate) struct RingShared {
     /// The reactor running the ring, once entered.
     pub(crate) reactor: OnceLock<ReactorHandle>,
     remote_in_flight: AtomicUsize,
+    /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
+    /// to register them).
+    pub(crate) buffers: Option<Arc<ProvidedBuffers>>,
 }
 
 impl RingShared {
-    pub(crate) fn new(id: usize, ring_fd: RawFd) -> Self {
+    pub(crate) fn new(id: usize, ring_fd: RawFd, buffers: Option<Arc<ProvidedBuffers>>) -> Self {
         RingShared {
             id,
             ring_fd,
@@ -45,6 +50,7 @@ impl RingShared {
             sq: Mutex::new(None),
             reactor: OnceLock::new(),
             remote_in_flight: AtomicUsize::new(0),
+            buffers,
         }
     }
 

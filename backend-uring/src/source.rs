@@ -12,8 +12,9 @@ use runtime_core::{OpCode, Source, WakeStrategy};
 
 use crate::direct::try_direct;
 use crate::driver::{with_current, RingInner, IGNORED_USER_DATA};
+use crate::multishot::{RecvQueue, Step};
 use crate::remote::RemoteOp;
-use crate::salvage::{Abandoned, Salvage};
+use crate::salvage::{is_read, Abandoned, Salvage};
 use crate::shared::RingShared;
 use crate::sqe;
 
@@ -23,6 +24,8 @@ pub struct RingSource {
     fd: Option<OwnedFd>,
     owner: Arc<RingShared>,
     salvage: Arc<Salvage>,
+    /// Bytes its multishot receive got and no read took yet (`None` without provided buffers).
+    received: Option<Arc<RecvQueue>>,
 }
 
 impl std::fmt::Debug for RingSource {
@@ -142,10 +145,12 @@ impl Source for RingSource {
         let owner = with_current(|ring| ring.shared.clone()).ok_or_else(|| {
             io::Error::other("sockets of the io_uring backend must be created on a reactor thread")
         })?;
+        let received = owner.buffers.clone().map(RecvQueue::new);
         Ok(RingSource {
             fd: Some(fd),
             owner,
             salvage: Arc::default(),
+            received,
         })
     }
 
@@ -169,6 +174,9 @@ impl Source for RingSource {
                 // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
                 if let Some(kept) = unsafe { self.salvage.take(code.kind(), cx.waker()) } {
                     return kept;
+                }
+                if let Some(done) = self.read_received(code, cx) {
+                    return done;
                 }
                 let inline = self.on_owner(|ring| {
                     let key = ring.ops.borrow_mut().insert(cx.waker().clone());
@@ -234,13 +242,40 @@ impl RingSource {
     fn owner_is_current(&self) -> bool {
         self.on_owner(|_| ()).is_some()
     }
+
+    /// A read through the multishot receive: what it got, `Pending` while it may still deliver
+    /// (arming it first if needed, on the owning reactor), or `None` for a one-shot receive.
+    fn read_received(&self, code: &OpCode, cx: &mut Context<'_>) -> Option<Poll<io::Result<u32>>> {
+        let queue = self.received.as_ref()?;
+        if !is_read(code.kind()) {
+            return None;
+        }
+        let on_owner = self.owner_is_current();
+        // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
+        match unsafe { queue.poll_read(self.as_raw_fd(), code.kind(), cx.waker(), on_owner) } {
+            Ok(poll) => Some(poll),
+            Err(Step::Arm(entry)) => {
+                self.on_owner(|ring| ring.push_multishot(entry));
+                Some(Poll::Pending)
+            }
+            Err(Step::OneShot) => None,
+        }
+    }
 }
 
 impl Drop for RingSource {
     fn drop(&mut self) {
         let Some(fd) = self.fd.take() else { return };
+        let cancel = self.received.as_ref().and_then(|q| q.cancel());
         if !self.owner_is_current() {
+            // The armed receive holds the file open in the kernel: cancel it through its ring.
+            if let Some(cancel) = cancel {
+                self.hand_over(cancel.user_data(IGNORED_USER_DATA));
+            }
             return drop(fd);
+        }
+        if let Some(cancel) = cancel {
+            self.on_owner(|ring| ring.push(cancel.user_data(IGNORED_USER_DATA)));
         }
         // Close through the ring: batched into the next submission instead of a syscall now.
         let raw = fd.into_raw_fd();

@@ -1,0 +1,263 @@
+//! Multishot receive: one armed `RECV` per socket that keeps filling provided buffers as data
+//! arrives, so a read finds its bytes already received instead of submitting a `RECV`, waiting,
+//! and re-arming the socket's poll for every message.
+//!
+//! An await-per-operation loop (read, then write, then read again) otherwise costs two
+//! `io_uring_enter` per request: the write's completion must be seen before the next read is
+//! submitted, and that read then waits in its own enter. With the receive armed once, a
+//! request costs one enter (the write is submitted while waiting for the next data).
+//!
+//! Each socket keeps a [`RecvQueue`]: the buffers its multishot receive filled and the reader
+//! has not taken yet, in order. A read takes from it (on any thread), waits on it while the
+//! receive is armed, or arms it. The queue is bounded: past [`MAX_QUEUED`] buffers the receive
+//! is cancelled, so a socket that is not read holds at most that much memory, and the TCP
+//! window pushes back on the peer as it would without multishot. When the ring's buffers run
+//! out (`ENOBUFS`) or the kernel refuses multishot, the next read is a one-shot receive into
+//! the caller's own buffer.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use io_uring::{cqueue, opcode, squeue, types};
+use parking_lot::Mutex;
+use runtime_core::OpKind;
+
+use crate::provided::{ProvidedBuffers, BUFFER_GROUP};
+
+/// Set in the user data of multishot receives (bit 63 marks handed-over operations).
+const MULTISHOT_TAG: u64 = 1 << 62;
+
+/// Buffers a socket may hold before its receive is cancelled.
+const MAX_QUEUED: usize = 8;
+
+/// Whether `user_data` names a multishot receive.
+pub(crate) fn is_multishot(user_data: u64) -> bool {
+    user_data & (MULTISHOT_TAG | crate::remote::REMOTE_TAG) == MULTISHOT_TAG
+}
+
+/// A buffer the kernel filled, partly read perhaps.
+struct Filled {
+    bid: u16,
+    len: usize,
+    taken: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    filled: VecDeque<Filled>,
+    /// A multishot receive is in flight (its final CQE, without `F_MORE`, has not come).
+    armed: bool,
+    /// A cancel was sent for the armed receive (the queue is full or the socket is gone).
+    cancelling: bool,
+    /// How the stream ended (0: end of file, negative: an errno), returned once the filled
+    /// buffers are read. End of file stays; an error is returned once.
+    end: Option<i32>,
+    /// The last receive ended for want of buffers: the next read is a one-shot receive.
+    one_shot_next: bool,
+    waiters: Vec<Waker>,
+}
+
+/// What a read should do, when the queue cannot answer it.
+pub(crate) enum Step {
+    /// Submit this SQE: the socket's multishot receive.
+    Arm(squeue::Entry),
+    /// Read with a one-shot receive into the caller's buffer.
+    OneShot,
+}
+
+/// One socket's received-but-unread buffers.
+pub(crate) struct RecvQueue {
+    buffers: Arc<ProvidedBuffers>,
+    state: Mutex<QueueState>,
+}
+
+impl RecvQueue {
+    pub(crate) fn new(buffers: Arc<ProvidedBuffers>) -> Arc<Self> {
+        Arc::new(RecvQueue {
+            buffers,
+            state: Mutex::new(QueueState::default()),
+        })
+    }
+
+    fn user_data(self: &Arc<Self>) -> u64 {
+        Arc::as_ptr(self) as u64 | MULTISHOT_TAG
+    }
+
+    /// A read of `kind` (`Recv` or `RecvMsg`) on the socket `fd`: its result if buffers are
+    /// queued or the stream ended, `Pending` while the armed receive may still deliver, or what
+    /// to do instead. `may_arm` is false off the owning reactor (which alone submits).
+    ///
+    /// # Safety
+    /// `kind`'s pointers must be valid for writing the lengths they give.
+    pub(crate) unsafe fn poll_read(
+        self: &Arc<Self>,
+        fd: i32,
+        kind: &OpKind,
+        waker: &Waker,
+        may_arm: bool,
+    ) -> Result<Poll<io::Result<u32>>, Step> {
+        let mut st = self.state.lock();
+        if !st.filled.is_empty() {
+            // SAFETY: the caller's promise on `kind`.
+            let n = unsafe { self.copy_out(&mut st, kind) };
+            return Ok(Poll::Ready(Ok(n)));
+        }
+        match st.end {
+            Some(0) => return Ok(Poll::Ready(Ok(0))),
+            Some(errno) => {
+                st.end = None;
+                return Ok(Poll::Ready(Err(io::Error::from_raw_os_error(-errno))));
+            }
+            None => {}
+        }
+        if st.armed {
+            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
+                st.waiters.push(waker.clone());
+            }
+            return Ok(Poll::Pending);
+        }
+        if st.one_shot_next || !may_arm || !self.buffers.multishot_allowed() {
+            st.one_shot_next = false;
+            return Err(Step::OneShot);
+        }
+        st.armed = true;
+        st.waiters.push(waker.clone());
+        drop(st);
+        // The SQE holds one strong count until the receive's final CQE.
+        let user_data = Arc::into_raw(self.clone()) as u64 | MULTISHOT_TAG;
+        let entry = opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP)
+            .build()
+            .user_data(user_data);
+        Err(Step::Arm(entry))
+    }
+
+    /// Copies queued bytes into the read's buffers, giving back the buffers emptied.
+    ///
+    /// # Safety
+    /// `kind`'s pointers must be valid for writing the lengths they give.
+    unsafe fn copy_out(&self, st: &mut QueueState, kind: &OpKind) -> u32 {
+        let mut total = 0usize;
+        let mut fill = |dst: *mut u8, cap: usize| {
+            let mut done = 0;
+            while done < cap {
+                let Some(front) = st.filled.front_mut() else {
+                    break;
+                };
+                // SAFETY: the queue holds `front.bid` (a CQE named it; it is given back only
+                // below) and the kernel wrote `front.len` bytes into it.
+                let src = unsafe { self.buffers.filled(front.bid, front.len) };
+                let n = (cap - done).min(front.len - front.taken);
+                // SAFETY: `dst` is valid for `cap` bytes (the caller's promise) and the two
+                // ranges do not overlap (ours vs the caller's memory).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src[front.taken..].as_ptr(), dst.add(done), n)
+                };
+                front.taken += n;
+                done += n;
+                if front.taken == front.len {
+                    let bid = front.bid;
+                    st.filled.pop_front();
+                    self.buffers.give_back(bid);
+                }
+            }
+            done
+        };
+        match *kind {
+            OpKind::Recv { buf, len } => total += fill(buf, len as usize),
+            OpKind::RecvMsg { msg } => {
+                // SAFETY: `msg` and its iovecs are valid (the caller's promise).
+                for iov in unsafe { crate::salvage::iovecs(msg) } {
+                    let n = fill(iov.iov_base.cast(), iov.iov_len);
+                    total += n;
+                    if n < iov.iov_len {
+                        break;
+                    }
+                }
+            }
+            _ => unreachable!("only reads take from the receive queue"),
+        }
+        total as u32
+    }
+
+    /// The cancel for the armed receive, if one is armed and not yet being cancelled.
+    pub(crate) fn cancel(self: &Arc<Self>) -> Option<squeue::Entry> {
+        let mut st = self.state.lock();
+        if !st.armed || st.cancelling {
+            return None;
+        }
+        st.cancelling = true;
+        Some(opcode::AsyncCancel::new(self.user_data()).build())
+    }
+}
+
+/// What the driver must do after a multishot CQE.
+pub(crate) struct Completion {
+    /// The receive is over: the SQE's strong count was released.
+    pub(crate) finished: bool,
+    /// The socket's queue is full: submit this cancel.
+    pub(crate) cancel: Option<squeue::Entry>,
+}
+
+/// Hands a multishot receive's CQE to its socket's queue.
+///
+/// # Safety
+/// `user_data` must be a multishot receive's, made by [`RecvQueue::poll_read`], whose final CQE
+/// has not been handled yet.
+pub(crate) unsafe fn complete(user_data: u64, result: i32, flags: u32) -> Completion {
+    let ptr = (user_data & !MULTISHOT_TAG) as *const RecvQueue;
+    let more = cqueue::more(flags);
+    // SAFETY: the SQE's strong count keeps the queue alive until its final CQE (this one at the
+    // latest), per the caller's promise.
+    let queue = unsafe { &*ptr };
+    let mut st = queue.state.lock();
+    if result > 0 {
+        match cqueue::buffer_select(flags) {
+            Some(bid) => st.filled.push_back(Filled {
+                bid,
+                len: result as usize,
+                taken: 0,
+            }),
+            None => st.end = Some(-libc::EIO),
+        }
+    } else if result == 0 {
+        st.end = Some(0);
+    } else if result == -libc::ENOBUFS {
+        st.one_shot_next = true;
+    } else if result == -libc::EINVAL {
+        queue.buffers.refuse_multishot();
+        st.one_shot_next = true;
+    } else if !(result == -libc::ECANCELED && st.cancelling) {
+        st.end = Some(result);
+    }
+    let mut cancel = None;
+    if !more {
+        st.armed = false;
+        st.cancelling = false;
+    } else if st.filled.len() >= MAX_QUEUED && !st.cancelling {
+        st.cancelling = true;
+        cancel = Some(opcode::AsyncCancel::new(user_data).build());
+    }
+    let waiters = std::mem::take(&mut st.waiters);
+    drop(st);
+    for w in waiters {
+        w.wake();
+    }
+    if !more {
+        // SAFETY: the final CQE: take back the count `poll_read` gave the SQE, once.
+        drop(unsafe { Arc::from_raw(ptr) });
+    }
+    Completion {
+        finished: !more,
+        cancel,
+    }
+}
+
+impl Drop for RecvQueue {
+    fn drop(&mut self) {
+        for f in self.state.get_mut().filled.drain(..) {
+            self.buffers.give_back(f.bid);
+        }
+    }
+}
