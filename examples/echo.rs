@@ -11,6 +11,7 @@
 //! | `--reactors N` | reactor threads, each with its own `SO_REUSEPORT` listener (default 1) |
 //! | `--pool N` | worker pool threads (default: one per CPU) |
 //! | `--offload` | read on the reactor, compute and write the reply on a pool thread |
+//! | `--work-us N` | spend N µs of CPU (a busy loop) on each read before answering (default 0) |
 //! | `--wake STRATEGY` | `eventfd`, `eventfd-if-parked`, `timeout:<dur>`, `sqpoll[:<idle>]`, `msg-ring`, `direct-first` |
 //! | `--stats` | on SIGINT or SIGTERM, print every reactor's counters before exiting |
 //!
@@ -18,7 +19,7 @@
 //! then runs until killed. `http` and `kv` take the same flags.
 
 fn main() {
-    examples::server::main("echo", 7000, |placement| {
-        move |stream| examples::echo::echo(stream, placement)
+    examples::server::main("echo", 7000, |handling| {
+        move |stream| examples::echo::echo(stream, handling)
     });
 }

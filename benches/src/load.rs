@@ -1,4 +1,5 @@
-//! The load client: open loop at a fixed rate over many connections, on plain epoll (mio).
+//! The load client, on plain epoll (mio): open loop at a fixed rate over many connections,
+//! closed loop with a pipelining depth, or connection churn (`churn.rs`).
 //!
 //! Each request is sent at its scheduled time whether or not earlier replies have arrived, and
 //! its latency is measured from that scheduled time, so a stalled server cannot hide its stall
@@ -26,11 +27,15 @@ pub enum Mode {
         /// Requests in flight per connection.
         depth: usize,
     },
+    /// Connection churn: each of `connections` slots connects, sends one request, reads the
+    /// reply, closes (with a reset, so no port is left in `TIME_WAIT`), and starts over.
+    /// Latency runs from the connect to the reply.
+    Churn,
 }
 
 /// One load run.
 #[derive(Debug, Clone)]
-pub struct OpenLoop {
+pub struct LoadSpec {
     /// Server address.
     pub addr: SocketAddr,
     /// Connections the requests are spread over.
@@ -52,6 +57,8 @@ pub struct OpenLoop {
 pub struct LoadResult {
     /// Requests completed within the measured window.
     pub completed: u64,
+    /// Requests completed over the whole run, warm-up included.
+    pub completed_total: u64,
     /// Requests sent within the measured window.
     pub sent: u64,
     /// Latency from scheduled send to full reply, microseconds.
@@ -110,7 +117,15 @@ fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>>
 }
 
 /// Runs the load; errors if a connection fails or the server answers wrongly.
-pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
+pub fn run_load(cfg: &LoadSpec) -> io::Result<LoadResult> {
+    match cfg.mode {
+        Mode::Churn => crate::churn::run_churn(cfg),
+        Mode::Open { .. } | Mode::Closed { .. } => run_connected(cfg),
+    }
+}
+
+/// Open or closed loop over connections made once.
+fn run_connected(cfg: &LoadSpec) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
@@ -122,6 +137,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
     let (interval, depth) = match cfg.mode {
         Mode::Open { rate } => (Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0),
         Mode::Closed { depth } => (Duration::MAX, depth.max(1)),
+        Mode::Churn => unreachable!("run_load dispatches churn elsewhere"),
     };
     // Closed loop: fill every connection's window once, then send one per reply.
     if depth > 0 {
@@ -139,7 +155,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
     let end = measure_from + cfg.measure;
     let mut next_send = start;
     let mut next_conn = 0usize;
-    let (mut sent, mut completed) = (0u64, 0u64);
+    let (mut sent, mut completed, mut completed_total) = (0u64, 0u64, 0u64);
     let mut late = 0u64;
 
     loop {
@@ -196,6 +212,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
                     let scheduled = conn.outstanding.pop_front().ok_or_else(|| {
                         io::Error::new(io::ErrorKind::InvalidData, "reply without a request")
                     })?;
+                    completed_total += 1;
                     if scheduled >= measure_from {
                         completed += 1;
                         let us = (done_at - scheduled).as_micros().max(1) as u64;
@@ -215,6 +232,7 @@ pub fn run_open_loop(cfg: &OpenLoop) -> io::Result<LoadResult> {
     }
     Ok(LoadResult {
         completed,
+        completed_total,
         sent,
         latency_us: latency,
         window: cfg.measure,

@@ -1,6 +1,19 @@
-//! Medians, paired ratios and the printed table.
+//! Measurements, medians, paired ratios, and the tables printed and written from them.
 
 use std::time::Duration;
+
+/// Our servers' counters over one measured window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// `io_uring_enter` or `epoll_wait` calls.
+    pub driver_waits: u64,
+    /// Syscalls the runtime made itself: driver waits, direct syscalls, wakes written.
+    pub syscalls: u64,
+    /// Operations and tasks handed to a reactor from another thread.
+    pub handoffs: u64,
+    /// Wakes that cost a syscall.
+    pub wakes_written: u64,
+}
 
 /// One server's measurements in one repeat of one workload.
 #[derive(Debug, Clone)]
@@ -15,8 +28,40 @@ pub struct Sample {
     pub p999_us: u64,
     /// Completed requests per second in the measured window.
     pub throughput: f64,
+    /// Completed requests in the measured window.
+    pub completed: u64,
     /// The client, not the server, was the bottleneck.
     pub client_saturated: bool,
+    /// Our servers' counters over the window (peers have none).
+    pub counters: Option<Counters>,
+}
+
+/// One server's results over the repeats of one workload.
+#[derive(Debug, Clone)]
+pub struct ServerResult {
+    /// The server's name.
+    pub name: String,
+    /// One of ours (not a peer).
+    pub ours: bool,
+    /// One per repeat, in repeat order.
+    pub samples: Vec<Sample>,
+    /// From the separate `perf` pass, if it ran.
+    pub syscalls_per_request: Option<f64>,
+}
+
+/// Every server's results for one workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadResult {
+    /// Human-readable description.
+    pub name: String,
+    /// Open loop (a fixed rate: compare CPU per request) or not (compare throughput).
+    pub open: bool,
+    /// Request size, to show streaming throughput in MiB/s.
+    pub bytes_per_request: usize,
+    /// The server the "cpu / reference" column divides by.
+    pub reference: String,
+    /// In table order.
+    pub servers: Vec<ServerResult>,
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -45,9 +90,198 @@ pub fn paired_ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
 /// Formats a ratio summary: `1.02 (0.98-1.05)`.
 pub fn ratio_cell(ratios: &[f64]) -> String {
     let (m, lo, hi) = spread(ratios);
-    if ratios.len() == 1 {
+    if ratios.is_empty() {
+        "-".into()
+    } else if ratios.len() == 1 {
         format!("{m:.2}")
     } else {
         format!("{m:.2} ({lo:.2}-{hi:.2})")
     }
+}
+
+impl ServerResult {
+    /// CPU microseconds per request, per repeat.
+    pub fn cpu_us(&self) -> Vec<f64> {
+        self.samples
+            .iter()
+            .map(|s| s.cpu_per_request.as_secs_f64() * 1e6)
+            .collect()
+    }
+
+    /// Requests per second, per repeat.
+    pub fn rps(&self) -> Vec<f64> {
+        self.samples.iter().map(|s| s.throughput).collect()
+    }
+
+    /// The median of `f` over the repeats.
+    pub fn med(&self, f: impl Fn(&Sample) -> f64) -> f64 {
+        median(&self.samples.iter().map(f).collect::<Vec<_>>())
+    }
+
+    /// The median of a per-request (or per-handoff) counter ratio, if the server has counters.
+    fn counter_ratio(&self, f: impl Fn(&Counters, &Sample) -> Option<f64>) -> Option<f64> {
+        let v: Vec<f64> = self
+            .samples
+            .iter()
+            .filter_map(|s| f(s.counters.as_ref()?, s))
+            .collect();
+        (!v.is_empty()).then(|| median(&v))
+    }
+
+    /// `io_uring_enter` / `epoll_wait` calls per request.
+    pub fn waits_per_request(&self) -> Option<f64> {
+        self.counter_ratio(|c, s| Some(c.driver_waits as f64 / s.completed.max(1) as f64))
+    }
+
+    /// Wakes written per handoff, where there were handoffs.
+    pub fn wakes_per_handoff(&self) -> Option<f64> {
+        self.counter_ratio(|c, _| {
+            (c.handoffs > 0).then(|| c.wakes_written as f64 / c.handoffs as f64)
+        })
+    }
+}
+
+impl WorkloadResult {
+    /// The server named `name`.
+    pub fn server(&self, name: &str) -> Option<&ServerResult> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The best peer: the cheapest per request in an open loop, the fastest in a closed one.
+    pub fn best_peer(&self) -> Option<&ServerResult> {
+        self.servers.iter().filter(|s| !s.ours).min_by(|a, b| {
+            let key = |s: &ServerResult| {
+                if self.open {
+                    median(&s.cpu_us())
+                } else {
+                    -median(&s.rps())
+                }
+            };
+            key(a).total_cmp(&key(b))
+        })
+    }
+
+    /// Paired ratios of `a`'s CPU per request to `b`'s.
+    pub fn cpu_ratio(&self, a: &str, b: &str) -> Option<Vec<f64>> {
+        Some(paired_ratios(
+            &self.server(a)?.cpu_us(),
+            &self.server(b)?.cpu_us(),
+        ))
+    }
+
+    /// Paired ratios of `a`'s throughput to `b`'s.
+    pub fn rps_ratio(&self, a: &str, b: &str) -> Option<Vec<f64>> {
+        Some(paired_ratios(
+            &self.server(a)?.rps(),
+            &self.server(b)?.rps(),
+        ))
+    }
+
+    fn streaming(&self) -> bool {
+        self.bytes_per_request >= 16 * 1024
+    }
+
+    /// The table: a header row, then one row per server.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        let best = self.best_peer();
+        let reference = self.server(&self.reference);
+        let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        let mut rows = vec![vec![
+            "server".to_string(),
+            if self.streaming() { "MiB/s" } else { "req/s" }.into(),
+            "cpu us/req".into(),
+            "p50 us".into(),
+            "p99 us".into(),
+            "p99.9 us".into(),
+            "syscalls/req".into(),
+            "waits/req".into(),
+            "wakes/handoff".into(),
+            "cpu / best peer".into(),
+            format!("cpu / {}", self.reference),
+            "rate / best peer".into(),
+        ]];
+        for s in &self.servers {
+            let rate = s.med(|x| x.throughput);
+            let rate = if self.streaming() {
+                format!("{:.0}", rate * self.bytes_per_request as f64 / 1_048_576.0)
+            } else {
+                format!("{rate:.0}")
+            };
+            let vs = |other: Option<&ServerResult>, f: fn(&ServerResult) -> Vec<f64>| {
+                other.map_or("-".into(), |o| ratio_cell(&paired_ratios(&f(s), &f(o))))
+            };
+            let mut name = s.name.clone();
+            if s.samples.iter().any(|x| x.client_saturated) {
+                name.push_str(" (client saturated)");
+            }
+            rows.push(vec![
+                name,
+                rate,
+                format!("{:.2}", median(&s.cpu_us())),
+                format!("{:.0}", s.med(|x| x.p50_us as f64)),
+                format!("{:.0}", s.med(|x| x.p99_us as f64)),
+                format!("{:.0}", s.med(|x| x.p999_us as f64)),
+                opt(s.syscalls_per_request, 2),
+                opt(s.waits_per_request(), 2),
+                opt(s.wakes_per_handoff(), 2),
+                vs(best, ServerResult::cpu_us),
+                vs(reference, ServerResult::cpu_us),
+                vs(best, ServerResult::rps),
+            ]);
+        }
+        rows
+    }
+
+    /// The title line: the workload and its best peer.
+    pub fn title(&self) -> String {
+        match self.best_peer() {
+            Some(best) => format!("{} (best peer: {})", self.name, best.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// Rows as aligned plain text.
+pub fn text_table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Rows as a markdown table.
+pub fn markdown_table(rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+        if i == 0 {
+            let align: Vec<&str> = (0..row.len())
+                .map(|c| if c == 0 { "---" } else { "---:" })
+                .collect();
+            out.push_str(&format!("|{}|\n", align.join("|")));
+        }
+    }
+    out
 }

@@ -1,23 +1,34 @@
 //! The servers under test, each run in its own process pinned to one core.
 //!
-//! `compare serve <kind> <protocol> --cpu N` runs one of them (this is how the harness starts
-//! its children). Every kind answers with the same handler logic: echo writes back what it
+//! `compare serve <kind> <protocol> --cpu N --work-us N` runs one of them (this is how the
+//! harness starts its children). Every kind answers with the same handler logic: echo writes back what it
 //! read; HTTP answers each whole request with `examples::http::respond`, pipelined requests in
 //! one write.
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use examples::{Handling, Placement};
+use runtime::{Backend, Builder, WakeStrategy};
 
 use crate::cpu;
 
 /// A server implementation under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
-    /// This runtime on its io_uring backend.
-    OursUring,
-    /// This runtime on its epoll backend.
-    OursEpoll,
+    /// This runtime, on one reactor.
+    Ours {
+        /// `uring` or `epoll`.
+        backend: Backend,
+        /// Replies computed and written by one pool thread (`--offload`).
+        offload: bool,
+        /// The wake strategy's name (`WakeStrategy::parse`), if not the default.
+        wake: Option<&'static str>,
+    },
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
     /// tokio's `multi_thread` runtime (one worker: the server has one core).
@@ -30,11 +41,39 @@ pub enum ServerKind {
     MonoioDefer,
 }
 
+/// The wake strategies measured with offload, by their `--wake` names.
+pub const WAKE_STRATEGIES: [&str; 6] = [
+    "eventfd",
+    "eventfd-if-parked",
+    "timeout:1ms",
+    "sqpoll",
+    "msg-ring",
+    "direct-first",
+];
+
 impl ServerKind {
-    /// Every kind, in the order tables list them.
-    pub const ALL: [ServerKind; 7] = [
-        ServerKind::OursUring,
-        ServerKind::OursEpoll,
+    /// Ours, inline, on `backend`.
+    pub const fn ours(backend: Backend) -> Self {
+        ServerKind::Ours {
+            backend,
+            offload: false,
+            wake: None,
+        }
+    }
+
+    /// Ours on `backend` with one pool thread answering, woken by `wake` (default if `None`).
+    pub const fn ours_offload(backend: Backend, wake: Option<&'static str>) -> Self {
+        ServerKind::Ours {
+            backend,
+            offload: true,
+            wake,
+        }
+    }
+
+    /// Both of our backends and every peer, in the order tables list them.
+    pub const STANDARD: [ServerKind; 7] = [
+        ServerKind::ours(Backend::Uring),
+        ServerKind::ours(Backend::Epoll),
         ServerKind::TokioCurrentThread,
         ServerKind::TokioMultiThread,
         ServerKind::Monoio,
@@ -42,27 +81,87 @@ impl ServerKind {
         ServerKind::RawEpoll,
     ];
 
-    /// The name used on the command line and in tables.
-    pub fn name(self) -> &'static str {
+    /// Inline against offloaded on both backends, and offloaded on io_uring with every wake
+    /// strategy (the default, `direct-first`, is plain `ours-uring+pool`).
+    pub fn offload_matrix() -> Vec<ServerKind> {
+        let mut v = vec![
+            ServerKind::ours(Backend::Uring),
+            ServerKind::ours(Backend::Epoll),
+            ServerKind::ours_offload(Backend::Epoll, None),
+            ServerKind::ours_offload(Backend::Uring, None),
+        ];
+        v.extend(
+            WAKE_STRATEGIES
+                .iter()
+                .filter(|w| **w != "direct-first")
+                .map(|w| ServerKind::ours_offload(Backend::Uring, Some(w))),
+        );
+        v
+    }
+
+    /// The name used on the command line and in tables: `ours-uring`, `ours-epoll+pool`,
+    /// `ours-uring+pool/msg-ring`, `tokio-ct`, ...
+    pub fn name(self) -> String {
         match self {
-            ServerKind::OursUring => "ours-uring",
-            ServerKind::OursEpoll => "ours-epoll",
-            ServerKind::TokioCurrentThread => "tokio-ct",
-            ServerKind::TokioMultiThread => "tokio-mt",
-            ServerKind::RawEpoll => "raw-epoll",
-            ServerKind::Monoio => "monoio",
-            ServerKind::MonoioDefer => "monoio-defer",
+            ServerKind::Ours {
+                backend,
+                offload,
+                wake,
+            } => {
+                let mut name = format!("ours-{backend}");
+                if offload {
+                    name.push_str("+pool");
+                }
+                if let Some(w) = wake {
+                    name.push('/');
+                    name.push_str(w);
+                }
+                name
+            }
+            ServerKind::TokioCurrentThread => "tokio-ct".into(),
+            ServerKind::TokioMultiThread => "tokio-mt".into(),
+            ServerKind::RawEpoll => "raw-epoll".into(),
+            ServerKind::Monoio => "monoio".into(),
+            ServerKind::MonoioDefer => "monoio-defer".into(),
         }
     }
 
     /// Parses [`name`](ServerKind::name).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        let peers = [
+            ServerKind::TokioCurrentThread,
+            ServerKind::TokioMultiThread,
+            ServerKind::RawEpoll,
+            ServerKind::Monoio,
+            ServerKind::MonoioDefer,
+        ];
+        if let Some(peer) = peers.into_iter().find(|k| k.name() == name) {
+            return Some(peer);
+        }
+        let rest = name.strip_prefix("ours-")?;
+        let (rest, wake) = match rest.split_once('/') {
+            Some((r, w)) => (r, Some(*WAKE_STRATEGIES.iter().find(|s| **s == w)?)),
+            None => (rest, None),
+        };
+        let (backend, offload) = match rest.strip_suffix("+pool") {
+            Some(b) => (b, true),
+            None => (rest, false),
+        };
+        let backend = match backend {
+            "uring" => Backend::Uring,
+            "epoll" => Backend::Epoll,
+            _ => return None,
+        };
+        Some(ServerKind::Ours {
+            backend,
+            offload,
+            wake,
+        })
     }
 
     /// Whether this is one of this project's servers (the others are peers).
     pub fn is_ours(self) -> bool {
-        matches!(self, ServerKind::OursUring | ServerKind::OursEpoll)
+        matches!(self, ServerKind::Ours { .. })
     }
 }
 
@@ -105,32 +204,57 @@ impl Protocol {
 }
 
 /// Runs a server of `kind` speaking `protocol` on 127.0.0.1:0 in this process, pinned to
-/// `cpu`; prints `listening on <addr>` and serves until killed.
-pub fn serve(kind: ServerKind, protocol: Protocol, cpu: usize) -> io::Result<()> {
+/// `cpu`, spending `work` of CPU per read before answering; prints `listening on <addr>` and
+/// serves until killed. Ours also answer `metrics` lines on stdin with their counters.
+pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -> io::Result<()> {
     cpu::pin_to(cpu)?;
+    let handler = Handler { protocol, work };
     match kind {
-        ServerKind::OursUring => serve_ours(runtime::Backend::Uring, protocol),
-        ServerKind::OursEpoll => serve_ours(runtime::Backend::Epoll, protocol),
+        ServerKind::Ours {
+            backend,
+            offload,
+            wake,
+        } => serve_ours(backend, offload, wake, handler),
         ServerKind::TokioCurrentThread => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .build()?;
-            rt.block_on(serve_tokio(protocol))
+            rt.block_on(serve_tokio(handler))
         }
         ServerKind::TokioMultiThread => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_io()
                 .build()?;
-            rt.block_on(serve_tokio(protocol))
+            rt.block_on(serve_tokio(handler))
         }
-        ServerKind::RawEpoll => serve_raw_epoll(protocol),
-        ServerKind::Monoio => serve_monoio(protocol, io_uring_06::IoUring::builder()),
+        ServerKind::RawEpoll => serve_raw_epoll(handler),
+        ServerKind::Monoio => serve_monoio(handler, io_uring_06::IoUring::builder()),
         ServerKind::MonoioDefer => {
             let mut ring = io_uring_06::IoUring::builder();
             ring.setup_single_issuer().setup_defer_taskrun();
-            serve_monoio(protocol, ring)
+            serve_monoio(handler, ring)
         }
+    }
+}
+
+/// What every server does with the bytes it reads.
+#[derive(Debug, Clone, Copy)]
+struct Handler {
+    protocol: Protocol,
+    work: Duration,
+}
+
+impl Handler {
+    /// Spends the work, then answers the whole requests at the start of `pending` (removing
+    /// them); `None` means the connection must close.
+    fn answer(self, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+        Handling {
+            placement: Placement::Inline,
+            work: self.work,
+        }
+        .do_work();
+        self.protocol.answer(pending)
     }
 }
 
@@ -140,30 +264,70 @@ fn announce(addr: SocketAddr) -> io::Result<()> {
     out.flush()
 }
 
-fn serve_ours(backend: runtime::Backend, protocol: Protocol) -> io::Result<()> {
-    use examples::Placement::Inline;
-    runtime::Builder::new()
+fn serve_ours(
+    backend: Backend,
+    offload: bool,
+    wake: Option<&str>,
+    handler: Handler,
+) -> io::Result<()> {
+    let wake = match wake {
+        Some(w) => WakeStrategy::parse(w).map_err(io::Error::other)?,
+        None => WakeStrategy::default(),
+    };
+    let handling = Handling {
+        placement: if offload {
+            Placement::Offload
+        } else {
+            Placement::Inline
+        },
+        work: handler.work,
+    };
+    Builder::new()
         .backend(backend)
         .reactors(1)
-        .pool_threads(0)
+        .pool_threads(usize::from(offload))
+        .wake(wake)
         .try_block_on(async move {
             let info = runtime::backend().expect("inside the runtime");
             if info.backend() != backend {
                 return Err(io::Error::other(format!("asked for {backend}, got {info}")));
             }
             let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;
+            answer_metrics_requests(runtime::reactors());
             announce(listener.local_addr()?)?;
             loop {
                 let (stream, _) = listener.accept().await?;
-                match protocol {
-                    Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, Inline))),
-                    Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, Inline))),
+                match handler.protocol {
+                    Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, handling))),
+                    Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, handling))),
                 }
             }
         })?
 }
 
-async fn serve_tokio(protocol: Protocol) -> io::Result<()> {
+/// For each `metrics` line on stdin, prints `metrics <name>=<value> ...` (every reactor's
+/// counters summed) on stdout.
+fn answer_metrics_requests(reactors: Vec<runtime::ReactorHandle>) {
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            if line.trim() != "metrics" {
+                continue;
+            }
+            let snapshots: Vec<_> = reactors.iter().map(|r| r.metrics().snapshot()).collect();
+            let total = runtime::MetricsSnapshot::sum(&snapshots);
+            let mut out = io::stdout().lock();
+            if writeln!(out, "metrics {total}")
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+async fn serve_tokio(handler: Handler) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     announce(listener.local_addr()?)?;
@@ -179,7 +343,7 @@ async fn serve_tokio(protocol: Protocol) -> io::Result<()> {
                     return io::Result::Ok(());
                 }
                 pending.extend_from_slice(&buf[..n]);
-                let Some(out) = protocol.answer(&mut pending) else {
+                let Some(out) = handler.answer(&mut pending) else {
                     return Ok(());
                 };
                 stream.write_all(&out).await?;
@@ -188,7 +352,7 @@ async fn serve_tokio(protocol: Protocol) -> io::Result<()> {
     }
 }
 
-fn serve_monoio(protocol: Protocol, ring: io_uring_06::Builder) -> io::Result<()> {
+fn serve_monoio(handler: Handler, ring: io_uring_06::Builder) -> io::Result<()> {
     use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
     let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .with_entries(256)
@@ -211,7 +375,7 @@ fn serve_monoio(protocol: Protocol, ring: io_uring_06::Builder) -> io::Result<()
                     }
                     pending.extend_from_slice(&b[..n]);
                     buf = b;
-                    let Some(out) = protocol.answer(&mut pending) else {
+                    let Some(out) = handler.answer(&mut pending) else {
                         return Ok(());
                     };
                     let (res, _) = stream.write_all(out).await;
@@ -230,7 +394,7 @@ struct RawConn {
     unsent: Vec<u8>,
 }
 
-fn serve_raw_epoll(protocol: Protocol) -> io::Result<()> {
+fn serve_raw_epoll(handler: Handler) -> io::Result<()> {
     use mio::{Events, Interest, Poll, Token};
     const LISTENER: Token = Token(usize::MAX);
     let mut poll = Poll::new()?;
@@ -266,7 +430,7 @@ fn serve_raw_epoll(protocol: Protocol) -> io::Result<()> {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            if raw_turn(conn, protocol, &mut buf).is_err() {
+            if raw_turn(conn, handler, &mut buf).is_err() {
                 let mut conn = conns.remove(key);
                 let _ = poll.registry().deregister(&mut conn.stream);
             }
@@ -275,7 +439,7 @@ fn serve_raw_epoll(protocol: Protocol) -> io::Result<()> {
 }
 
 /// Reads what is there, answers, writes what fits; `Err` closes the connection.
-fn raw_turn(conn: &mut RawConn, protocol: Protocol, buf: &mut [u8]) -> io::Result<()> {
+fn raw_turn(conn: &mut RawConn, handler: Handler, buf: &mut [u8]) -> io::Result<()> {
     loop {
         match conn.stream.read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -284,7 +448,7 @@ fn raw_turn(conn: &mut RawConn, protocol: Protocol, buf: &mut [u8]) -> io::Resul
             Err(e) => return Err(e),
         }
     }
-    let out = protocol
+    let out = handler
         .answer(&mut conn.pending)
         .ok_or(io::ErrorKind::ConnectionAborted)?;
     conn.unsent.extend_from_slice(&out);
@@ -304,33 +468,47 @@ pub struct ServerProcess {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The child's stdin and stdout, for `metrics` requests.
+    control: Mutex<(ChildStdin, BufReader<ChildStdout>)>,
 }
 
 impl ServerProcess {
-    /// Starts `kind` speaking `protocol` in a child process (this executable, `serve` mode)
-    /// pinned to `cpu`.
-    pub fn start(kind: ServerKind, protocol: Protocol, cpu: usize) -> io::Result<Self> {
+    /// Starts `kind` speaking `protocol` (with `work` per read) in a child process (this
+    /// executable, `serve` mode) pinned to `cpu`.
+    pub fn start(
+        kind: ServerKind,
+        protocol: Protocol,
+        work: Duration,
+        cpu: usize,
+    ) -> io::Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args([
                 "serve",
-                kind.name(),
+                &kind.name(),
                 protocol.name(),
                 "--cpu",
                 &cpu.to_string(),
+                "--work-us",
+                &work.as_micros().to_string(),
             ])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok());
         match addr {
-            Some(addr) => Ok(ServerProcess { child, addr }),
+            Some(addr) => Ok(ServerProcess {
+                child,
+                addr,
+                control: Mutex::new((stdin, stdout)),
+            }),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -345,6 +523,33 @@ impl ServerProcess {
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Our servers' counters, summed over reactors (`None` for peers, which have none).
+    pub fn metrics(&self, kind: ServerKind) -> io::Result<Option<HashMap<String, u64>>> {
+        if !kind.is_ours() {
+            return Ok(None);
+        }
+        let mut control = self
+            .control
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        let (stdin, stdout) = &mut *control;
+        writeln!(stdin, "metrics")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let fields = line
+            .trim()
+            .strip_prefix("metrics ")
+            .ok_or_else(|| io::Error::other(format!("bad metrics line {line:?}")))?;
+        Ok(Some(
+            fields
+                .split_whitespace()
+                .filter_map(|f| f.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect(),
+        ))
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use runtime::net::TcpStream;
 use runtime::{BufResult, IoBuf};
 
-use crate::Placement;
+use crate::{Handling, Placement};
 
-/// Echoes everything `stream` sends until it closes.
-pub async fn echo(stream: TcpStream, placement: Placement) -> io::Result<()> {
+/// Echoes everything `stream` sends until it closes (after `handling.work` per read).
+pub async fn echo(stream: TcpStream, handling: impl Into<Handling>) -> io::Result<()> {
+    let handling = handling.into();
     stream.set_nodelay(true)?;
     let stream = Arc::new(stream);
     let mut buf = vec![0u8; 4096];
@@ -19,8 +20,9 @@ pub async fn echo(stream: TcpStream, placement: Placement) -> io::Result<()> {
         if n == 0 {
             return Ok(());
         }
-        buf = match placement {
+        buf = match handling.placement {
             Placement::Inline => {
+                handling.do_work();
                 let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
                 res?;
                 b.into_inner()
@@ -28,6 +30,7 @@ pub async fn echo(stream: TcpStream, placement: Placement) -> io::Result<()> {
             Placement::Offload => {
                 let stream = stream.clone();
                 runtime::pool::spawn(async move {
+                    handling.do_work();
                     let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
                     res.map(|()| b.into_inner())
                 })

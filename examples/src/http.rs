@@ -7,7 +7,7 @@ use std::sync::Arc;
 use runtime::net::TcpStream;
 
 use crate::requests::{self, Respond};
-use crate::Placement;
+use crate::Handling;
 
 /// The answer to every well-formed request.
 pub const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nServer: runtime\r\nContent-Type: text/plain\r\n\
@@ -124,8 +124,8 @@ impl Respond for Http {
 }
 
 /// Serves HTTP on `stream` until the client closes, asks to close, or sends garbage.
-pub async fn serve(stream: TcpStream, placement: Placement) -> io::Result<()> {
-    requests::serve(stream, Arc::new(Http), placement).await
+pub async fn serve(stream: TcpStream, handling: impl Into<Handling>) -> io::Result<()> {
+    requests::serve(stream, Arc::new(Http), handling.into()).await
 }
 
 #[cfg(test)]

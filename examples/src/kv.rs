@@ -11,7 +11,7 @@ use runtime::net::TcpStream;
 
 use crate::requests::{self, Respond};
 use crate::resp;
-use crate::Placement;
+use crate::Handling;
 
 const SHARDS: usize = 16;
 
@@ -144,8 +144,12 @@ impl Respond for Store {
 }
 
 /// Serves RESP on `stream` until the client closes, quits, or breaks the protocol.
-pub async fn serve(stream: TcpStream, store: Arc<Store>, placement: Placement) -> io::Result<()> {
-    requests::serve(stream, store, placement).await
+pub async fn serve(
+    stream: TcpStream,
+    store: Arc<Store>,
+    handling: impl Into<Handling>,
+) -> io::Result<()> {
+    requests::serve(stream, store, handling.into()).await
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ pub mod requests;
 pub mod resp;
 pub mod server;
 
+use std::time::{Duration, Instant};
+
 /// Where a handler computes and writes its reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -16,4 +18,35 @@ pub enum Placement {
     /// On a worker pool thread: the request is read on the reactor, the reply computed and
     /// written by the pool (the cross-thread handoff path).
     Offload,
+}
+
+/// How a handler treats each request: where it answers, and how much CPU work it does first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handling {
+    /// Where the reply is computed and written.
+    pub placement: Placement,
+    /// CPU time spent on each read before answering (a stand-in for real request work).
+    pub work: Duration,
+}
+
+impl From<Placement> for Handling {
+    fn from(placement: Placement) -> Self {
+        Handling {
+            placement,
+            work: Duration::ZERO,
+        }
+    }
+}
+
+impl Handling {
+    /// Spends `self.work` of CPU time on the calling thread (a busy loop, not a sleep).
+    pub fn do_work(&self) {
+        if self.work.is_zero() {
+            return;
+        }
+        let end = Instant::now() + self.work;
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+    }
 }

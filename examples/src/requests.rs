@@ -7,7 +7,7 @@ use std::sync::Arc;
 use runtime::net::TcpStream;
 use runtime::BufResult;
 
-use crate::Placement;
+use crate::{Handling, Placement};
 
 /// Answers the whole requests at the start of a buffer (removing them): the replies, and whether
 /// the connection must close after them.
@@ -16,11 +16,11 @@ pub trait Respond: Send + Sync + 'static {
     fn respond(&self, pending: &mut Vec<u8>) -> (Vec<u8>, bool);
 }
 
-/// Serves `protocol` on `stream` until the client closes or the protocol says to close.
+/// Serves `protocol` on `stream` (after `handling.work` per read) until the client closes or the protocol says to close.
 pub async fn serve<P: Respond>(
     stream: TcpStream,
     protocol: Arc<P>,
-    placement: Placement,
+    handling: Handling,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let stream = Arc::new(stream);
@@ -37,6 +37,7 @@ pub async fn serve<P: Respond>(
         let answer = {
             let (stream, protocol) = (stream.clone(), protocol.clone());
             async move {
+                handling.do_work();
                 let (out, close) = protocol.respond(&mut pending);
                 if !out.is_empty() {
                     let BufResult(res, _) = stream.write_all(out).await;
@@ -45,7 +46,7 @@ pub async fn serve<P: Respond>(
                 io::Result::Ok((pending, close))
             }
         };
-        let (rest, close) = match placement {
+        let (rest, close) = match handling.placement {
             Placement::Inline => answer.await?,
             Placement::Offload => runtime::pool::spawn(answer).await??,
         };

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use runtime::net::TcpStream;
 use runtime::{Backend, Builder, WakeStrategy};
 
-use crate::Placement;
+use crate::{Handling, Placement};
 
 /// The flags every example server takes.
 pub const USAGE: &str = "[--addr IP:PORT] [--backend uring|epoll|auto] [--reactors N] [--pool N] \
-[--offload] [--wake STRATEGY] [--stats]";
+[--offload] [--work-us N] [--wake STRATEGY] [--stats]";
 
 /// Parsed flags.
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ pub struct ServerArgs {
     pub reactors: usize,
     /// Worker pool threads (`None`: one per CPU).
     pub pool: Option<usize>,
-    /// Where replies are computed and written.
-    pub placement: Placement,
+    /// Where replies are computed and written, after how much work.
+    pub handling: Handling,
     /// How other threads wake a reactor.
     pub wake: WakeStrategy,
     /// Print every reactor's counters on SIGINT or SIGTERM.
@@ -40,7 +40,7 @@ impl ServerArgs {
             backend: Backend::Auto,
             reactors: 1,
             pool: None,
-            placement: Placement::Inline,
+            handling: Placement::Inline.into(),
             wake: WakeStrategy::default(),
             stats: false,
         };
@@ -62,7 +62,11 @@ impl ServerArgs {
                     parsed.pool = Some(value()?.parse().map_err(|e| format!("--pool: {e}"))?)
                 }
                 "--wake" => parsed.wake = WakeStrategy::parse(&value()?)?,
-                "--offload" => parsed.placement = Placement::Offload,
+                "--offload" => parsed.handling.placement = Placement::Offload,
+                "--work-us" => {
+                    let us = value()?.parse().map_err(|e| format!("--work-us: {e}"))?;
+                    parsed.handling.work = std::time::Duration::from_micros(us);
+                }
                 "--stats" => parsed.stats = true,
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -77,7 +81,7 @@ impl ServerArgs {
 /// Parses the command line and serves `handler` on every reactor until killed. The first stdout
 /// line is `listening on <ip:port> (backend: <uring|epoll>)`. Bad flags exit with status 2, a
 /// runtime that cannot start with status 1.
-pub fn main<H, Fut>(name: &str, default_port: u16, handler: impl FnOnce(Placement) -> H)
+pub fn main<H, Fut>(name: &str, default_port: u16, handler: impl FnOnce(Handling) -> H)
 where
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
@@ -92,7 +96,7 @@ where
             std::process::exit(1);
         }
     }
-    let handler = handler(args.placement);
+    let handler = handler(args.handling);
     let mut builder = Builder::new()
         .backend(args.backend)
         .reactors(args.reactors)

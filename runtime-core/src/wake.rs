@@ -11,8 +11,7 @@ use std::time::Duration;
 pub enum WakeStrategy {
     /// Always write the reactor's eventfd: one syscall per handoff.
     Eventfd,
-    /// Write the eventfd only if the reactor announced it is parking (the default).
-    #[default]
+    /// Write the eventfd only if the reactor announced it is parking.
     EventfdIfParked,
     /// Never wake: the reactor never waits longer than this, so work waits up to that long.
     Timeout(Duration),
@@ -26,7 +25,10 @@ pub enum WakeStrategy {
     /// instead of its eventfd; other threads write the eventfd if the reactor is parked.
     MsgRing,
     /// io_uring: a foreign thread first tries the operation itself as a nonblocking syscall and
-    /// hands it over (as `EventfdIfParked`) only on `EAGAIN`.
+    /// hands it over (as `EventfdIfParked`) only on `EAGAIN`; every other cross-thread wake is
+    /// `EventfdIfParked`'s. The default: a handed-over operation costs two thread hops that a
+    /// pool thread making the syscall itself does not (see `docs/benchmarks.md`).
+    #[default]
     DirectFirst,
 }
 

@@ -1,31 +1,39 @@
-//! Runs our two backends and the peers (tokio `current_thread` and `multi_thread`, a raw epoll
-//! loop) side by side and prints ratios.
+//! Runs our two backends and the peers (tokio `current_thread` and `multi_thread`, monoio with
+//! its default ring and with `SINGLE_ISSUER | DEFER_TASKRUN`, a raw epoll loop) side by side
+//! and prints ratios.
 //!
 //! ```text
 //! cargo run --release -p benches --bin compare -- --quick
+//! cargo run --release -p benches --bin compare            # the full matrix, writes docs/benchmarks.md
 //! ```
 //!
 //! Each repeat starts every server (in a shuffled order) in its own process pinned to one core,
-//! drives it from a client pinned to the other core, either at a fixed offered rate (open loop,
-//! latency from the scheduled send) or with a fixed number of requests in flight per connection
-//! (closed loop, pipelining when more than one), and reads the server's CPU time from
-//! `/proc/<pid>/task/*/schedstat`. Ratios are taken per repeat between servers measured side by
-//! side, then summarised as median (min-max). `--quick` runs two workloads in about 75 seconds;
-//! without it, the full matrix (echo at 10k/50k/100k req/s, echo closed loop at 1/16/100/1000
-//! connections, 1 KiB, pipelined echo, HTTP pipelined and at 256 connections).
+//! drives it from a client pinned to the other core (at a fixed offered rate, latency from the
+//! scheduled send; or with a fixed number of requests in flight per connection; or churning
+//! connections), and reads the server's CPU time from `/proc/<pid>/task/*/schedstat` and, for
+//! ours, the runtime's counters. Ratios are taken per repeat between servers measured side by
+//! side, then summarised as median (min-max). Syscalls per request come from a separate pass
+//! under `perf stat`, which slows syscalls while it counts. `--quick` runs two workloads in
+//! under three minutes; the full matrix takes about half an hour and writes its tables, plots
+//! and the machine's description into `docs/benchmarks.md`.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use benches::cpu::{self, process_cpu_time};
-use benches::load::{run_open_loop, Mode, OpenLoop};
-use benches::report::{median, paired_ratios, ratio_cell, Sample};
+use benches::load::{run_load, LoadSpec, Mode};
+use benches::progress::Progress;
+use benches::report::{text_table, Counters, Sample, ServerResult, WorkloadResult};
 use benches::servers::{serve, Protocol, ServerKind, ServerProcess};
+use benches::syscalls::{self, SyscallCount};
+use benches::writer;
+use runtime::Backend;
 
-const USAGE: &str = "usage: compare [--quick] [--repeats N] [--rates R1,R2,...]
-       compare serve <server> <echo|http> --cpu N
+const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write]
+       compare serve <server> <echo|http> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
-servers: ours-uring ours-epoll tokio-ct tokio-mt raw-epoll";
+servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll";
 
 /// One workload of the matrix.
 struct Workload {
@@ -35,14 +43,20 @@ struct Workload {
     mode: Mode,
     request: Vec<u8>,
     response_len: usize,
+    work: Duration,
+    servers: Vec<ServerKind>,
+    /// The server the "cpu / reference" column divides by.
+    reference: ServerKind,
 }
 
 fn echo(size: usize, connections: usize, mode: Mode) -> Workload {
     let name = match mode {
         Mode::Open { rate } => format!("echo {size} B, {connections} conns, open loop {rate}/s"),
+        Mode::Closed { depth: 1 } => format!("echo {size} B, {connections} conns, closed loop"),
         Mode::Closed { depth } => {
-            format!("echo {size} B, {connections} conns, closed loop depth {depth}")
+            format!("echo {size} B, {connections} conns, pipelined depth {depth}")
         }
+        Mode::Churn => format!("churn: echo {size} B on a new connection, {connections} at once"),
     };
     Workload {
         name,
@@ -51,6 +65,9 @@ fn echo(size: usize, connections: usize, mode: Mode) -> Workload {
         mode,
         request: vec![b'x'; size],
         response_len: size,
+        work: Duration::ZERO,
+        servers: ServerKind::STANDARD.to_vec(),
+        reference: ServerKind::ours(Backend::Epoll),
     }
 }
 
@@ -62,59 +79,92 @@ fn http(connections: usize, depth: usize) -> Workload {
         mode: Mode::Closed { depth },
         request: b"GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec(),
         response_len: examples::http::HELLO.len(),
+        work: Duration::ZERO,
+        servers: ServerKind::STANDARD.to_vec(),
+        reference: ServerKind::ours(Backend::Epoll),
     }
 }
 
+/// Inline against offloaded, and every wake strategy, at `rate` with `work` per request.
+fn offload(rate: u64, work: Duration) -> Workload {
+    let mut w = echo(64, 100, Mode::Open { rate });
+    w.name = format!(
+        "offload: echo 64 B + {} us of work, 100 conns, open loop {rate}/s",
+        work.as_micros()
+    );
+    w.work = work;
+    w.servers = ServerKind::offload_matrix();
+    w.reference = ServerKind::ours_offload(Backend::Epoll, None);
+    w
+}
+
 struct Plan {
+    quick: bool,
     repeats: usize,
     workloads: Vec<Workload>,
     warmup: Duration,
     measure: Duration,
+    /// Measured window of the `perf` pass (`None`: no pass).
+    perf_window: Option<Duration>,
+    write: bool,
+}
+
+fn full_matrix() -> Vec<Workload> {
+    let mut w: Vec<Workload> = [10_000, 50_000, 100_000]
+        .into_iter()
+        .map(|rate| echo(64, 100, Mode::Open { rate }))
+        .collect();
+    for size in [64, 1024] {
+        for conns in [1, 16, 100, 1000] {
+            w.push(echo(size, conns, Mode::Closed { depth: 1 }));
+        }
+    }
+    w.push(echo(64, 16, Mode::Closed { depth: 16 }));
+    let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
+    stream.name = "streaming: 64 KiB messages echoed over 4 conns, 4 in flight each".into();
+    w.push(stream);
+    w.push(http(16, 16));
+    w.push(http(256, 1));
+    w.push(echo(64, 16, Mode::Churn));
+    w.push(offload(50_000, Duration::ZERO));
+    w.push(offload(20_000, Duration::from_micros(10)));
+    w
 }
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
-    let mut quick = false;
-    let mut repeats = None;
-    let mut rates = vec![10_000, 50_000, 100_000];
+    let (mut quick, mut repeats, mut only, mut perf, mut write) = (false, None, None, true, true);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--quick" => quick = true,
             "--repeats" => repeats = Some(value()?.parse().map_err(|e| format!("--repeats: {e}"))?),
-            "--rates" => {
-                rates = value()?
-                    .split(',')
-                    .map(|r| r.parse().map_err(|e| format!("--rates {r}: {e}")))
-                    .collect::<Result<_, _>>()?
-            }
+            "--only" => only = Some(value()?.clone()),
+            "--no-perf" => perf = false,
+            "--no-write" => write = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let workloads = if quick {
+    let mut workloads = if quick {
         vec![echo(64, 100, Mode::Open { rate: 50_000 }), http(16, 16)]
     } else {
-        let mut w: Vec<Workload> = rates
-            .iter()
-            .map(|&rate| echo(64, 100, Mode::Open { rate }))
-            .collect();
-        for conns in [1, 16, 100, 1000] {
-            w.push(echo(64, conns, Mode::Closed { depth: 1 }));
-        }
-        w.push(echo(1024, 100, Mode::Closed { depth: 1 }));
-        w.push(echo(64, 16, Mode::Closed { depth: 16 }));
-        w.push(http(16, 16));
-        w.push(http(256, 1));
-        w
+        full_matrix()
     };
+    if let Some(only) = &only {
+        workloads.retain(|w| w.name.contains(only.as_str()));
+    }
     let plan = Plan {
-        repeats: repeats.unwrap_or(if quick { 3 } else { 5 }),
+        quick,
+        repeats: repeats.unwrap_or(3),
         workloads,
         warmup: Duration::from_millis(if quick { 500 } else { 1000 }),
-        measure: Duration::from_secs(if quick { 2 } else { 4 }),
+        measure: Duration::from_secs(if quick { 2 } else { 3 }),
+        perf_window: perf.then(|| Duration::from_millis(if quick { 800 } else { 1500 })),
+        // A partial or quick run never overwrites the recorded full one.
+        write: write && !quick && only.is_none(),
     };
-    if plan.repeats == 0 || rates.is_empty() {
-        return Err("repeats and rates must be non-zero".into());
+    if plan.repeats == 0 || plan.workloads.is_empty() {
+        return Err("nothing to run: repeats must be non-zero and --only must match".into());
     }
     Ok(plan)
 }
@@ -132,129 +182,177 @@ fn shuffled(kinds: &[ServerKind], seed: u64) -> Vec<ServerKind> {
     v
 }
 
-fn measure(kind: ServerKind, w: &Workload, plan: &Plan, server_cpu: usize) -> io::Result<Sample> {
-    let server = ServerProcess::start(kind, w.protocol, server_cpu)?;
-    let cfg = OpenLoop {
-        addr: server.addr,
+fn spec(w: &Workload, addr: std::net::SocketAddr, warmup: Duration, measure: Duration) -> LoadSpec {
+    LoadSpec {
+        addr,
         connections: w.connections,
         mode: w.mode,
         request: w.request.clone(),
         response_len: w.response_len,
-        warmup: plan.warmup,
-        measure: plan.measure,
+        warmup,
+        measure,
+    }
+}
+
+fn counters_between(
+    before: Option<std::collections::HashMap<String, u64>>,
+    after: Option<std::collections::HashMap<String, u64>>,
+) -> Option<Counters> {
+    let (before, after) = (before?, after?);
+    let d = |k: &str| {
+        after
+            .get(k)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(before.get(k).copied().unwrap_or(0))
     };
-    // The CPU window is the load's measured window: sample at its start from a helper thread.
+    Some(Counters {
+        driver_waits: d("driver_waits"),
+        syscalls: d("driver_waits") + d("direct_syscalls") + d("wakes_written"),
+        handoffs: d("handoffs"),
+        wakes_written: d("wakes_written"),
+    })
+}
+
+fn measure(kind: ServerKind, w: &Workload, plan: &Plan, server_cpu: usize) -> io::Result<Sample> {
+    let server = ServerProcess::start(kind, w.protocol, w.work, server_cpu)?;
+    let load = spec(w, server.addr, plan.warmup, plan.measure);
     let pid = server.pid();
-    let warmup = plan.warmup;
-    let before = std::thread::spawn(move || {
-        std::thread::sleep(warmup);
-        process_cpu_time(pid)
+    // The CPU and counter window is the load's measured window: sample its start from a
+    // helper thread while the client runs.
+    let (before, result, after) = std::thread::scope(|scope| {
+        let before = scope.spawn(|| {
+            std::thread::sleep(plan.warmup);
+            io::Result::Ok((process_cpu_time(pid)?, server.metrics(kind)?))
+        });
+        let result = run_load(&load);
+        let after = (|| io::Result::Ok((process_cpu_time(pid)?, server.metrics(kind)?)))();
+        let before = before
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("sampler panicked")));
+        (before, result, after)
     });
-    let result = run_open_loop(&cfg)?;
-    let after = process_cpu_time(pid)?;
-    let before = before
-        .join()
-        .map_err(|_| io::Error::other("sampler panicked"))??;
+    let (result, (cpu_before, m_before), (cpu_after, m_after)) = (result?, before?, after?);
     drop(server);
     let completed = result.completed.max(1);
     Ok(Sample {
-        cpu_per_request: (after - before) / completed as u32,
+        cpu_per_request: (cpu_after - cpu_before) / completed as u32,
         p50_us: result.latency_us.value_at_quantile(0.50),
         p99_us: result.latency_us.value_at_quantile(0.99),
         p999_us: result.latency_us.value_at_quantile(0.999),
         throughput: result.completed as f64 / result.window.as_secs_f64(),
+        completed: result.completed,
         client_saturated: result.client_saturated,
+        counters: counters_between(m_before, m_after),
     })
+}
+
+/// Syscalls per request of `kind` on `w`, counted by `perf` over a short run of its own.
+fn count_syscalls(kind: ServerKind, w: &Workload, window: Duration, cpu: usize) -> io::Result<f64> {
+    let server = ServerProcess::start(kind, w.protocol, w.work, cpu)?;
+    let counter = SyscallCount::attach(server.pid())?;
+    let result = run_load(&spec(w, server.addr, Duration::from_millis(200), window));
+    let count = counter.finish()?;
+    Ok(count as f64 / result?.completed_total.max(1) as f64)
 }
 
 fn run(plan: &Plan) -> io::Result<()> {
     let cpus = cpu::online_cpus();
     let (server_cpu, client_cpu) = (0, if cpus > 1 { 1 } else { 0 });
     cpu::pin_to(client_cpu)?;
+    let perf = match (plan.perf_window, syscalls::available()) {
+        (Some(window), Ok(())) => Some(window),
+        (Some(_), Err(why)) => {
+            eprintln!("syscalls per request not counted: {why}");
+            None
+        }
+        (None, _) => None,
+    };
     println!(
         "server on cpu {server_cpu}, client on cpu {client_cpu}; {} repeats of {:?} after {:?} warm-up; \
          ratios are paired per repeat: median (min-max)",
         plan.repeats, plan.measure, plan.warmup
     );
-    let kinds = ServerKind::ALL;
-    let total = plan.workloads.len() * plan.repeats * kinds.len();
-    let mut done = 0;
+    let per_run = plan.warmup + plan.measure + Duration::from_millis(300);
+    let per_perf_run = perf.map_or(Duration::ZERO, |w| w + Duration::from_millis(800));
+    let runs: usize = plan.workloads.iter().map(|w| w.servers.len()).sum();
+    let latency_cases = if plan.quick {
+        0
+    } else {
+        benches::wake_latency::cases().len()
+    };
+    let mut progress = Progress::new(
+        per_run * (runs * plan.repeats) as u32
+            + per_perf_run * runs as u32
+            + writer::WAKE_LATENCY_COST * latency_cases as u32,
+    );
+    let mut results = Vec::new();
     for (wi, w) in plan.workloads.iter().enumerate() {
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); kinds.len()];
+        let mut servers: Vec<ServerResult> = w
+            .servers
+            .iter()
+            .map(|k| ServerResult {
+                name: k.name(),
+                ours: k.is_ours(),
+                samples: Vec::new(),
+                syscalls_per_request: None,
+            })
+            .collect();
         for repeat in 0..plan.repeats {
-            for kind in shuffled(&kinds, (repeat * 31 + wi) as u64) {
-                let i = kinds.iter().position(|k| *k == kind).expect("listed");
-                done += 1;
-                eprint!("\r[{done}/{total}] {:<60} {:<12}", w.name, kind.name());
-                samples[i].push(measure(kind, w, plan, server_cpu)?);
+            for kind in shuffled(&w.servers, (repeat * 31 + wi) as u64) {
+                let i = w.servers.iter().position(|k| *k == kind).expect("listed");
+                progress.start(&format!(
+                    "{} | repeat {}/{} | {}",
+                    w.name,
+                    repeat + 1,
+                    plan.repeats,
+                    kind.name()
+                ));
+                servers[i].samples.push(measure(kind, w, plan, server_cpu)?);
+                progress.finish(per_run);
             }
         }
-        eprintln!();
-        print_table(w, &kinds, &samples);
+        if let Some(window) = perf {
+            for (i, kind) in w.servers.iter().enumerate() {
+                progress.start(&format!("{} | syscalls | {}", w.name, kind.name()));
+                servers[i].syscalls_per_request =
+                    Some(count_syscalls(*kind, w, window, server_cpu)?);
+                progress.finish(per_perf_run);
+            }
+        }
+        progress.clear();
+        let result = WorkloadResult {
+            name: w.name.clone(),
+            open: matches!(w.mode, Mode::Open { .. }),
+            bytes_per_request: w.request.len(),
+            reference: w.reference.name(),
+            servers,
+        };
+        println!("\n{}\n{}", result.title(), text_table(&result.rows()));
+        results.push(result);
+    }
+    let latencies = if plan.quick {
+        Vec::new()
+    } else {
+        let l = writer::measure_wake_latency(&mut progress)?;
+        progress.clear();
+        println!("\n{}", text_table(&writer::wake_latency_rows(&l)));
+        l
+    };
+    if plan.write {
+        let doc = docs_dir().join("benchmarks.md");
+        writer::write_report(&doc, plan.repeats, plan.measure, &results, &latencies)?;
+        println!("\nwrote {} and its plots", doc.display());
     }
     Ok(())
 }
 
-fn print_table(w: &Workload, kinds: &[ServerKind], samples: &[Vec<Sample>]) {
-    let cpu_us = |s: &[Sample]| -> Vec<f64> {
-        s.iter()
-            .map(|x| x.cpu_per_request.as_secs_f64() * 1e6)
-            .collect()
-    };
-    let rps = |s: &[Sample]| -> Vec<f64> { s.iter().map(|x| x.throughput).collect() };
-    // The best peer: the cheapest per request for an open loop, the fastest for a closed one.
-    let open = matches!(w.mode, Mode::Open { .. });
-    let best_peer = (0..kinds.len())
-        .filter(|&i| !kinds[i].is_ours())
-        .min_by(|&a, &b| {
-            let key = |i: usize| {
-                if open {
-                    median(&cpu_us(&samples[i]))
-                } else {
-                    -median(&rps(&samples[i]))
-                }
-            };
-            key(a).total_cmp(&key(b))
-        })
-        .expect("peers in the matrix");
-    let epoll = kinds
-        .iter()
-        .position(|k| *k == ServerKind::OursEpoll)
-        .expect("epoll in the matrix");
-    println!("\n{} (best peer: {})", w.name, kinds[best_peer].name());
-    println!(
-        "{:<11} {:>9} {:>9} {:>7} {:>7} {:>8} {:>18} {:>18} {:>18}",
-        "server",
-        "req/s",
-        "cpu us",
-        "p50 us",
-        "p99 us",
-        "p99.9 us",
-        "cpu / best peer",
-        "cpu / ours-epoll",
-        "req/s / best peer"
-    );
-    for (i, kind) in kinds.iter().enumerate() {
-        let s = &samples[i];
-        let med = |f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>());
-        println!(
-            "{:<11} {:>9.0} {:>9.2} {:>7.0} {:>7.0} {:>8.0} {:>18} {:>18} {:>18}{}",
-            kind.name(),
-            med(|x| x.throughput),
-            median(&cpu_us(s)),
-            med(|x| x.p50_us as f64),
-            med(|x| x.p99_us as f64),
-            med(|x| x.p999_us as f64),
-            ratio_cell(&paired_ratios(&cpu_us(s), &cpu_us(&samples[best_peer]))),
-            ratio_cell(&paired_ratios(&cpu_us(s), &cpu_us(&samples[epoll]))),
-            ratio_cell(&paired_ratios(&rps(s), &rps(&samples[best_peer]))),
-            if s.iter().any(|x| x.client_saturated) {
-                "  (client saturated)"
-            } else {
-                ""
-            },
-        );
-    }
+/// The repository's `docs/` (this crate's parent's).
+fn docs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("docs")
 }
 
 /// Loads a server started by hand (for profiling it): `drive <addr> <rate> <connections> <seconds>`.
@@ -263,7 +361,7 @@ fn drive(args: &[String]) -> io::Result<()> {
     let [addr, rate, connections, seconds] = args else {
         return Err(bad());
     };
-    let cfg = OpenLoop {
+    let load = LoadSpec {
         addr: addr.parse().map_err(|_| bad())?,
         connections: connections.parse().map_err(|_| bad())?,
         mode: Mode::Open {
@@ -274,7 +372,7 @@ fn drive(args: &[String]) -> io::Result<()> {
         warmup: Duration::from_millis(200),
         measure: Duration::from_secs(seconds.parse().map_err(|_| bad())?),
     };
-    let r = run_open_loop(&cfg)?;
+    let r = run_load(&load)?;
     println!(
         "completed {} of {} sent; p50 {} us, p99 {} us{}",
         r.completed,
@@ -290,29 +388,39 @@ fn drive(args: &[String]) -> io::Result<()> {
     Ok(())
 }
 
+/// `serve <server> <protocol> --cpu N [--work-us N]`.
+fn serve_command(args: &[String]) -> io::Result<()> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, USAGE);
+    let kind = args.first().and_then(|k| ServerKind::from_name(k));
+    let protocol = args.get(1).and_then(|p| Protocol::from_name(p));
+    let (mut cpu, mut work) = (None, Duration::ZERO);
+    let mut it = args.iter().skip(2);
+    while let Some(flag) = it.next() {
+        let value: u64 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        match flag.as_str() {
+            "--cpu" => cpu = Some(value as usize),
+            "--work-us" => work = Duration::from_micros(value),
+            _ => return Err(bad()),
+        }
+    }
+    match (kind, protocol, cpu) {
+        (Some(kind), Some(protocol), Some(cpu)) => serve(kind, protocol, work, cpu),
+        _ => Err(bad()),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let res = if args.first().map(String::as_str) == Some("serve") {
-        let kind = args.get(1).and_then(|k| ServerKind::from_name(k));
-        let protocol = args.get(2).and_then(|p| Protocol::from_name(p));
-        let cpu = match (args.get(3).map(String::as_str), args.get(4)) {
-            (Some("--cpu"), Some(n)) => n.parse().ok(),
-            _ => None,
-        };
-        match (kind, protocol, cpu) {
-            (Some(kind), Some(protocol), Some(cpu)) => serve(kind, protocol, cpu),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, USAGE)),
-        }
-    } else if args.first().map(String::as_str) == Some("drive") {
-        drive(&args[1..])
-    } else {
-        match parse_plan(&args) {
+    let res = match args.first().map(String::as_str) {
+        Some("serve") => serve_command(&args[1..]),
+        Some("drive") => drive(&args[1..]),
+        _ => match parse_plan(&args) {
             Ok(plan) => run(&plan),
             Err(e) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{e}\n{USAGE}"),
             )),
-        }
+        },
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

@@ -1,0 +1,146 @@
+//! Connection churn: a fixed number of slots, each connecting, sending one request, reading the
+//! reply and closing, over and over. What it measures is the accept and connection setup and
+//! teardown path of the server, which a long-lived-connection workload never touches.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::load::{LoadResult, LoadSpec};
+
+/// One slot's connection in progress.
+struct Attempt {
+    stream: TcpStream,
+    started: Instant,
+    sent: usize,
+    received: usize,
+}
+
+/// Closes with a reset (`SO_LINGER` 0): the client's port is free at once instead of spending
+/// a minute in `TIME_WAIT`, which would exhaust the ephemeral ports at these rates.
+fn set_reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is an open socket owned by `stream`; `linger` is a valid `struct linger`
+    // of the size passed.
+    let res = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if res == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn open(spec: &LoadSpec, poll: &Poll, slot: usize) -> io::Result<Attempt> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(spec.addr)?;
+    stream.set_nodelay(true)?;
+    set_reset_on_close(&stream)?;
+    poll.registry().register(
+        &mut stream,
+        Token(slot),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(Attempt {
+        stream,
+        started,
+        sent: 0,
+        received: 0,
+    })
+}
+
+/// Runs churn with `spec.connections` slots; errors if a connection fails or the server answers
+/// wrongly.
+pub(crate) fn run_churn(spec: &LoadSpec) -> io::Result<LoadResult> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut slots = (0..spec.connections)
+        .map(|i| open(spec, &poll, i))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut scratch = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    let measure_from = start + spec.warmup;
+    let end = measure_from + spec.measure;
+    let (mut sent, mut completed, mut completed_total) = (0u64, 0u64, 0u64);
+    while Instant::now() < end {
+        poll.poll(&mut events, Some(Duration::from_millis(10)))?;
+        for event in events.iter() {
+            let slot = event.token().0;
+            let a = &mut slots[slot];
+            if let Some(e) = a.stream.take_error()? {
+                return Err(e);
+            }
+            while a.sent < spec.request.len() {
+                match a.stream.write(&spec.request[a.sent..]) {
+                    Ok(n) => a.sent += n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            loop {
+                match a.stream.read(&mut scratch) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "server closed before replying",
+                        ))
+                    }
+                    Ok(n) => a.received += n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if a.received > spec.response_len {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
+            }
+            if a.received == spec.response_len {
+                let now = Instant::now();
+                completed_total += 1;
+                if a.started >= measure_from {
+                    completed += 1;
+                    sent += 1;
+                    latency.saturating_record((now - a.started).as_micros().max(1) as u64);
+                }
+                let mut done = std::mem::replace(a, open(spec, &poll, slot)?);
+                poll.registry().deregister(&mut done.stream)?;
+            }
+        }
+    }
+    Ok(LoadResult {
+        completed,
+        completed_total,
+        sent,
+        latency_us: latency,
+        window: spec.measure,
+        client_saturated: false,
+    })
+}
