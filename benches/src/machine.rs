@@ -30,7 +30,9 @@ pub fn today() -> String {
 /// CPU model, CPUs, memory, kernel, compiler: one markdown list.
 pub fn describe() -> String {
     let cpu = first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into());
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Online CPUs of the machine, not the calling thread's affinity (the harness pins itself).
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     let mem = first_line_with("/proc/meminfo", "MemTotal")
         .and_then(|m| m.trim_end_matches(" kB").trim().parse::<u64>().ok())
         .map_or("unknown".into(), |kb| {

@@ -271,14 +271,15 @@ pub fn text_table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Rows as a markdown table.
-pub fn markdown_table(rows: &[Vec<String>]) -> String {
+/// Rows as a markdown table; the first `text_columns` columns are left-aligned, the rest
+/// (numbers) right-aligned.
+pub fn markdown_table(rows: &[Vec<String>], text_columns: usize) -> String {
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
         if i == 0 {
             let align: Vec<&str> = (0..row.len())
-                .map(|c| if c == 0 { "---" } else { "---:" })
+                .map(|c| if c < text_columns { "---" } else { "---:" })
                 .collect();
             out.push_str(&format!("|{}|\n", align.join("|")));
         }

@@ -3,11 +3,11 @@
 use std::fmt::Write;
 
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 400.0;
+const HEIGHT: f64 = 440.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 200.0;
 const TOP: f64 = 40.0;
-const BOTTOM: f64 = 60.0;
+const BOTTOM: f64 = 110.0;
 const COLORS: [&str; 10] = [
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f", "#e377c2",
     "#17becf", "#bcbd22",
@@ -45,6 +45,17 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A round tick step (1, 2 or 5 times a power of ten) that takes at most five steps to `max`.
+fn nice_step(max: f64) -> f64 {
+    let raw = max / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
 /// Maps values to the plot's height: linear from zero, or logarithmic over whole decades.
 struct Scale {
     lo: f64,
@@ -75,7 +86,11 @@ impl Scale {
         } else {
             Scale {
                 lo: 0.0,
-                hi: if max > 0.0 { max * 1.1 } else { 1.0 },
+                hi: if max > 0.0 {
+                    nice_step(max * 1.05) * 5.0
+                } else {
+                    1.0
+                },
                 log,
             }
         }
@@ -176,15 +191,29 @@ impl Chart {
         LEFT + span * (i as f64 + 0.5) / self.categories.len().max(1) as f64
     }
 
+    /// Labels slant when they would not fit side by side.
+    fn slanted(&self) -> bool {
+        let widest = self.categories.iter().map(String::len).max().unwrap_or(0);
+        let room = (WIDTH - RIGHT - LEFT) / self.categories.len().max(1) as f64;
+        widest as f64 * 7.0 > room
+    }
+
     fn category_labels(&self, s: &mut String) {
         for (i, c) in self.categories.iter().enumerate() {
-            let _ = write!(
-                s,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                self.category_x(i),
-                HEIGHT - BOTTOM + 18.0,
-                escape(c)
-            );
+            let (x, y) = (self.category_x(i), HEIGHT - BOTTOM + 16.0);
+            if self.slanted() {
+                let _ = write!(
+                    s,
+                    r#"<text x="{x:.1}" y="{y}" text-anchor="end" font-size="11" transform="rotate(-30 {x:.1} {y})">{}</text>"#,
+                    escape(c)
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{}</text>"#,
+                    escape(c)
+                );
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use benches::syscalls::{self, SyscallCount};
 use benches::writer;
 use runtime::Backend;
 
-const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write]
+const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
        compare serve <server> <echo|http> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll";
@@ -106,7 +106,8 @@ struct Plan {
     measure: Duration,
     /// Measured window of the `perf` pass (`None`: no pass).
     perf_window: Option<Duration>,
-    write: bool,
+    /// Where the report goes, if anywhere.
+    write_to: Option<PathBuf>,
 }
 
 fn full_matrix() -> Vec<Workload> {
@@ -132,7 +133,8 @@ fn full_matrix() -> Vec<Workload> {
 }
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
-    let (mut quick, mut repeats, mut only, mut perf, mut write) = (false, None, None, true, true);
+    let (mut quick, mut repeats, mut only, mut perf) = (false, None, None, true);
+    let (mut write, mut write_to) = (true, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -142,6 +144,7 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
             "--only" => only = Some(value()?.clone()),
             "--no-perf" => perf = false,
             "--no-write" => write = false,
+            "--write-to" => write_to = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -160,8 +163,11 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
         warmup: Duration::from_millis(if quick { 500 } else { 1000 }),
         measure: Duration::from_secs(if quick { 2 } else { 3 }),
         perf_window: perf.then(|| Duration::from_millis(if quick { 800 } else { 1500 })),
-        // A partial or quick run never overwrites the recorded full one.
-        write: write && !quick && only.is_none(),
+        // A partial or quick run never overwrites the recorded full one unless told where.
+        write_to: match write_to {
+            Some(path) => Some(path),
+            None => (write && !quick && only.is_none()).then(|| docs_dir().join("benchmarks.md")),
+        },
     };
     if plan.repeats == 0 || plan.workloads.is_empty() {
         return Err("nothing to run: repeats must be non-zero and --only must match".into());
@@ -339,9 +345,8 @@ fn run(plan: &Plan) -> io::Result<()> {
         println!("\n{}", text_table(&writer::wake_latency_rows(&l)));
         l
     };
-    if plan.write {
-        let doc = docs_dir().join("benchmarks.md");
-        writer::write_report(&doc, plan.repeats, plan.measure, &results, &latencies)?;
+    if let Some(doc) = &plan.write_to {
+        writer::write_report(doc, plan.repeats, plan.measure, &results, &latencies)?;
         println!("\nwrote {} and its plots", doc.display());
     }
     Ok(())
