@@ -23,25 +23,23 @@ struct Attempt {
 /// Closes with a reset (`SO_LINGER` 0): the client's port is free at once instead of spending
 /// a minute in `TIME_WAIT`, which would exhaust the ephemeral ports at these rates.
 fn set_reset_on_close(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the fd is an open socket owned by `stream`; `linger` is a valid `struct linger`
-    // of the size passed.
-    let res = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if res == -1 {
-        return Err(io::Error::last_os_error());
+    runtime_core::sys::set_linger(stream.as_raw_fd(), Some(Duration::ZERO))
+}
+
+/// `None` for "not yet" (`WouldBlock`, or `NotConnected` while the connect is in progress).
+fn pending_ok(res: io::Result<usize>) -> io::Result<Option<usize>> {
+    match res {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 fn open(spec: &LoadSpec, poll: &Poll, slot: usize) -> io::Result<Attempt> {
@@ -86,38 +84,19 @@ pub(crate) fn run_churn(spec: &LoadSpec) -> io::Result<LoadResult> {
                 return Err(e);
             }
             while a.sent < spec.request.len() {
-                match a.stream.write(&spec.request[a.sent..]) {
-                    Ok(n) => a.sent += n,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
-                        ) =>
-                    {
-                        break
-                    }
-                    Err(e) => return Err(e),
+                match pending_ok(a.stream.write(&spec.request[a.sent..]))? {
+                    Some(n) => a.sent += n,
+                    None => break,
                 }
             }
-            loop {
-                match a.stream.read(&mut scratch) {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "server closed before replying",
-                        ))
-                    }
-                    Ok(n) => a.received += n,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
-                        ) =>
-                    {
-                        break
-                    }
-                    Err(e) => return Err(e),
+            while let Some(n) = pending_ok(a.stream.read(&mut scratch))? {
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed before replying",
+                    ));
                 }
+                a.received += n;
             }
             if a.received > spec.response_len {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));

@@ -23,21 +23,8 @@ fn std_peer(peer: impl FnOnce(std::net::TcpStream) + Send + 'static) -> SocketAd
 /// Makes `close` send a RST instead of a FIN.
 fn set_linger_zero(stream: &std::net::TcpStream) {
     use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket fd and a linger struct of the size passed.
-    let res = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(res, 0, "setsockopt(SO_LINGER)");
+    runtime_core::sys::set_linger(stream.as_raw_fd(), Some(std::time::Duration::ZERO))
+        .expect("setsockopt(SO_LINGER)");
 }
 
 #[runtime::test]
