@@ -35,21 +35,38 @@ start() {
 
 stop_last() { kill "$last" 2>/dev/null || true; wait "$last" 2>/dev/null || true; last=""; }
 
-echo "## wrk: HTTP plaintext (requests/s, latency p50 / p99)"
-for conns in 16 256; do
+# wrk's pipelining script: 16 requests per write, as in TechEmpower's plaintext test, so that
+# the server rather than wrk's single client thread is the bottleneck.
+pipeline=$(mktemp --suffix=.lua)
+cat >"$pipeline" <<'LUA'
+init = function(args)
+  local r = {}
+  for i = 1, 16 do r[i] = wrk.format(nil, "/plaintext") end
+  req = table.concat(r)
+end
+request = function() return req end
+LUA
+
+echo "## wrk: HTTP plaintext (requests/s, latency p50 / p99; pipelined: per batch of 16)"
+for run in "16 plain" "256 plain" "16 pipelined"; do
+  conns=${run%% *}
+  mode=${run#* }
+  script=$([ "$mode" = pipelined ] && echo "-s $pipeline" || true)
   for server in "uring:./target/release/examples/http --addr 127.0.0.1:0 --backend uring" \
                 "epoll:./target/release/examples/http --addr 127.0.0.1:0 --backend epoll" \
                 "tokio-ct:./target/release/compare serve tokio-ct http --cpu 0"; do
     name=${server%%:*}
     addr=$(start ${server#*:})
-    result=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "http://$addr/plaintext")
+    # shellcheck disable=SC2086
+    result=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency $script "http://$addr/plaintext")
     rps=$(echo "$result" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$result" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$result" | awk '$1 == "99%" {print $2}')
-    echo "$conns conns  $name: $rps req/s, p50 $p50, p99 $p99"
+    echo "$conns conns $mode  $name: $rps req/s, p50 $p50, p99 $p99"
     stop_last
   done
 done
+rm -f "$pipeline"
 
 echo
 echo "## redis-benchmark: SET and GET, 50 clients, pipelining 16 (requests/s)"
