@@ -438,28 +438,32 @@ fn serve_raw_epoll(handler: Handler) -> io::Result<()> {
     }
 }
 
-/// Reads what is there, answers, writes what fits; `Err` closes the connection.
+/// Answers each read as it comes (as the runtimes' handlers do: one read, one reply), writing
+/// what it owes before it reads again, so a peer that does not read holds the reading back;
+/// `Err` closes the connection. Edge-triggered: returns only at `WouldBlock`, and a writable
+/// event resumes the reading that a full socket buffer stopped.
 fn raw_turn(conn: &mut RawConn, handler: Handler, buf: &mut [u8]) -> io::Result<()> {
     loop {
+        while !conn.unsent.is_empty() {
+            match conn.stream.write(&conn.unsent) {
+                Ok(n) => drop(conn.unsent.drain(..n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
         match conn.stream.read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => conn.pending.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Ok(n) => {
+                conn.pending.extend_from_slice(&buf[..n]);
+                let out = handler
+                    .answer(&mut conn.pending)
+                    .ok_or(io::ErrorKind::ConnectionAborted)?;
+                conn.unsent.extend_from_slice(&out);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }
-    let out = handler
-        .answer(&mut conn.pending)
-        .ok_or(io::ErrorKind::ConnectionAborted)?;
-    conn.unsent.extend_from_slice(&out);
-    while !conn.unsent.is_empty() {
-        match conn.stream.write(&conn.unsent) {
-            Ok(n) => drop(conn.unsent.drain(..n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// A server child process; killed when dropped.

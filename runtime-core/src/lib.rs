@@ -6,6 +6,7 @@
 //! other way round.
 
 mod buf;
+pub mod coop;
 mod driver;
 mod join;
 pub mod metrics;

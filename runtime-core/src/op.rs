@@ -146,6 +146,9 @@ impl<S: Source, T: Send + 'static> Future for Op<'_, S, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(this.data.is_some(), "operation polled after completion");
+        if crate::coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
         this.started = true;
         loop {
             match this.source.poll_op(&mut this.state, &this.code, cx) {

@@ -89,11 +89,11 @@ impl PoolTask {
         let waker = Waker::from(self.clone());
         let mut slot = self.task.lock();
         if let Some(task) = slot.as_mut() {
-            if task
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_ready()
-            {
+            if crate::coop::budgeted(|| {
+                task.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+            }) {
                 *slot = None;
             }
         }

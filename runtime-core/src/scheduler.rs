@@ -284,10 +284,11 @@ impl Local {
             slot.flag.scheduled.store(false, Ordering::Release);
             (task, slot.waker.clone())
         };
-        let done = task
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_ready();
+        let done = crate::coop::budgeted(|| {
+            task.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        });
         let mut tasks = self.tasks.borrow_mut();
         if done {
             tasks.remove(key);
@@ -449,7 +450,9 @@ pub fn run_reactor<D: Driver, F: Future>(
             let Some(id) = local.pop() else { break };
             if id == MAIN_TASK {
                 main_flag.scheduled.store(false, Ordering::Release);
-                if let Poll::Ready(output) = future.as_mut().poll(&mut main_cx) {
+                if let Poll::Ready(output) =
+                    crate::coop::budgeted(|| future.as_mut().poll(&mut main_cx))
+                {
                     drop(installed);
                     return Ok(output);
                 }
