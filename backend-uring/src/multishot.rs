@@ -56,7 +56,24 @@ struct QueueState {
     end: Option<i32>,
     /// The last receive ended for want of buffers: the next read is a one-shot receive.
     one_shot_next: bool,
-    waiters: Vec<Waker>,
+    /// The reader waiting for data (a socket has one reader at a time, normally).
+    waiter: Option<Waker>,
+    /// Further concurrent readers, rare: kept so that none of them misses the data.
+    more_waiters: Vec<Waker>,
+}
+
+impl QueueState {
+    fn add_waiter(&mut self, waker: &Waker) {
+        match &self.waiter {
+            None => self.waiter = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more_waiters.iter().any(|w| w.will_wake(waker)) {
+                    self.more_waiters.push(waker.clone());
+                }
+            }
+        }
+    }
 }
 
 /// What a read should do, when the queue cannot answer it.
@@ -113,9 +130,7 @@ impl RecvQueue {
             None => {}
         }
         if st.armed {
-            if !st.waiters.iter().any(|w| w.will_wake(waker)) {
-                st.waiters.push(waker.clone());
-            }
+            st.add_waiter(waker);
             return Ok(Poll::Pending);
         }
         if st.one_shot_next || !may_arm || !self.buffers.multishot_allowed() {
@@ -123,7 +138,7 @@ impl RecvQueue {
             return Err(Step::OneShot);
         }
         st.armed = true;
-        st.waiters.push(waker.clone());
+        st.add_waiter(waker);
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
         let user_data = Arc::into_raw(self.clone()) as u64 | MULTISHOT_TAG;
@@ -239,11 +254,14 @@ pub(crate) unsafe fn complete(user_data: u64, result: i32, flags: u32) -> Comple
         st.cancelling = true;
         cancel = Some(opcode::AsyncCancel::new(user_data).build());
     }
-    let waiters = std::mem::take(&mut st.waiters);
+    // No allocation on the common path: the single waiter is taken, the vector only if used.
+    let waiter = st.waiter.take();
+    let others = (!st.more_waiters.is_empty()).then(|| std::mem::take(&mut st.more_waiters));
     drop(st);
-    for w in waiters {
-        w.wake();
-    }
+    waiter
+        .into_iter()
+        .chain(others.into_iter().flatten())
+        .for_each(Waker::wake);
     if !more {
         // SAFETY: the final CQE: take back the count `poll_read` gave the SQE, once.
         drop(unsafe { Arc::from_raw(ptr) });
