@@ -63,6 +63,15 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// The cancel of the armed receive named `user_data`, unless one is already on its way.
+    fn start_cancel(&mut self, user_data: u64) -> Option<squeue::Entry> {
+        if !self.armed || self.cancelling {
+            return None;
+        }
+        self.cancelling = true;
+        Some(opcode::AsyncCancel::new(user_data).build())
+    }
+
     fn add_waiter(&mut self, waker: &Waker) {
         match &self.waiter {
             None => self.waiter = Some(waker.clone()),
@@ -198,12 +207,7 @@ impl RecvQueue {
 
     /// The cancel for the armed receive, if one is armed and not yet being cancelled.
     pub(crate) fn cancel(self: &Arc<Self>) -> Option<squeue::Entry> {
-        let mut st = self.state.lock();
-        if !st.armed || st.cancelling {
-            return None;
-        }
-        st.cancelling = true;
-        Some(opcode::AsyncCancel::new(self.user_data()).build())
+        self.state.lock().start_cancel(self.user_data())
     }
 }
 
@@ -250,9 +254,8 @@ pub(crate) unsafe fn complete(user_data: u64, result: i32, flags: u32) -> Comple
     if !more {
         st.armed = false;
         st.cancelling = false;
-    } else if st.filled.len() >= MAX_QUEUED && !st.cancelling {
-        st.cancelling = true;
-        cancel = Some(opcode::AsyncCancel::new(user_data).build());
+    } else if st.filled.len() >= MAX_QUEUED {
+        cancel = st.start_cancel(user_data);
     }
     // No allocation on the common path: the single waiter is taken, the vector only if used.
     let waiter = st.waiter.take();

@@ -120,12 +120,16 @@ fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>>
 pub fn run_load(cfg: &LoadSpec) -> io::Result<LoadResult> {
     match cfg.mode {
         Mode::Churn => crate::churn::run_churn(cfg),
-        Mode::Open { .. } | Mode::Closed { .. } => run_connected(cfg),
+        Mode::Open { rate } => {
+            run_connected(cfg, Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0)
+        }
+        Mode::Closed { depth } => run_connected(cfg, Duration::MAX, depth.max(1)),
     }
 }
 
-/// Open or closed loop over connections made once.
-fn run_connected(cfg: &LoadSpec) -> io::Result<LoadResult> {
+/// Over connections made once: one request every `interval` (open loop, `depth` 0), or `depth`
+/// requests in flight per connection (closed loop).
+fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
@@ -134,11 +138,6 @@ fn run_connected(cfg: &LoadSpec) -> io::Result<LoadResult> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| io::Error::other(e.to_string()))?;
 
-    let (interval, depth) = match cfg.mode {
-        Mode::Open { rate } => (Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0),
-        Mode::Closed { depth } => (Duration::MAX, depth.max(1)),
-        Mode::Churn => unreachable!("run_load dispatches churn elsewhere"),
-    };
     // Closed loop: fill every connection's window once, then send one per reply.
     if depth > 0 {
         let now = Instant::now();

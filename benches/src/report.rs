@@ -7,8 +7,6 @@ use std::time::Duration;
 pub struct Counters {
     /// `io_uring_enter` or `epoll_wait` calls.
     pub driver_waits: u64,
-    /// Syscalls the runtime made itself: driver waits, direct syscalls, wakes written.
-    pub syscalls: u64,
     /// Operations and tasks handed to a reactor from another thread.
     pub handoffs: u64,
     /// Wakes that cost a syscall.

@@ -249,11 +249,7 @@ impl Handler {
     /// Spends the work, then answers the whole requests at the start of `pending` (removing
     /// them); `None` means the connection must close.
     fn answer(self, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
-        Handling {
-            placement: Placement::Inline,
-            work: self.work,
-        }
-        .do_work();
+        examples::busy_work(self.work);
         self.protocol.answer(pending)
     }
 }

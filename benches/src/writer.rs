@@ -90,15 +90,19 @@ fn find<'a>(results: &'a [WorkloadResult], prefix: &str) -> Option<&'a WorkloadR
     results.iter().find(|w| w.name.starts_with(prefix))
 }
 
-/// `a / b` CPU per request in the workload named by `prefix`, as a ratio cell.
-fn cpu_cell(results: &[WorkloadResult], prefix: &str, a: &str, b: &str) -> Option<(f64, String)> {
-    let r = find(results, prefix)?.cpu_ratio(a, b)?;
+/// The paired ratios `ratio` takes from the workload named by `prefix`: their median and cell.
+fn cell(
+    results: &[WorkloadResult],
+    prefix: &str,
+    ratio: impl FnOnce(&WorkloadResult) -> Option<Vec<f64>>,
+) -> Option<(f64, String)> {
+    let r = ratio(find(results, prefix)?)?;
     Some((median(&r), ratio_cell(&r)))
 }
 
-fn rps_cell(results: &[WorkloadResult], prefix: &str, a: &str, b: &str) -> Option<(f64, String)> {
-    let r = find(results, prefix)?.rps_ratio(a, b)?;
-    Some((median(&r), ratio_cell(&r)))
+/// `a / b` CPU per request in the workload named by `prefix`.
+fn cpu_cell(results: &[WorkloadResult], prefix: &str, a: &str, b: &str) -> Option<(f64, String)> {
+    cell(results, prefix, |w| w.cpu_ratio(a, b))
 }
 
 /// "faster" / "slower" / "the same within 5%" for a cost ratio (lower is better).
@@ -152,11 +156,10 @@ fn claims(results: &[WorkloadResult], latency: &[WakeLatency]) -> Vec<Vec<String
         push(
             "io_uring is 5-10% faster than epoll (inline)",
             format!("throughput ours-uring / ours-epoll, closed loop, {conns} conns"),
-            rps_cell(
+            cell(
                 results,
                 &format!("echo 64 B, {conns} conns, closed loop"),
-                "ours-uring",
-                "ours-epoll",
+                |w| w.rps_ratio("ours-uring", "ours-epoll"),
             ),
             &|m| format!("io_uring serves {:+.0}%", (m - 1.0) * 100.0),
         );

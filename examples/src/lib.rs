@@ -39,14 +39,19 @@ impl From<Placement> for Handling {
 }
 
 impl Handling {
-    /// Spends `self.work` of CPU time on the calling thread (a busy loop, not a sleep).
+    /// Spends `self.work` of CPU time on the calling thread.
     pub fn do_work(&self) {
-        if self.work.is_zero() {
-            return;
-        }
-        let end = Instant::now() + self.work;
-        while Instant::now() < end {
-            std::hint::spin_loop();
-        }
+        busy_work(self.work);
+    }
+}
+
+/// Spends `work` of CPU time on the calling thread (a busy loop, not a sleep).
+pub fn busy_work(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let end = Instant::now() + work;
+    while Instant::now() < end {
+        std::hint::spin_loop();
     }
 }

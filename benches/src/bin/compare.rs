@@ -214,7 +214,6 @@ fn counters_between(
     };
     Some(Counters {
         driver_waits: d("driver_waits"),
-        syscalls: d("driver_waits") + d("direct_syscalls") + d("wakes_written"),
         handoffs: d("handoffs"),
         wakes_written: d("wakes_written"),
     })
