@@ -41,10 +41,8 @@ thread_local! {
 }
 
 /// The driver entered on the calling thread.
-pub(crate) fn current() -> io::Result<Arc<Inner>> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .ok_or_else(|| io::Error::other("no epoll runtime is running on this thread"))
+pub(crate) fn current() -> Option<Arc<Inner>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// Whether an epoll driver is entered on the calling thread.
@@ -59,7 +57,12 @@ pub struct EpollDriver {
     events: Events,
     inner: Arc<Inner>,
     waker: Arc<WakeHandle>,
+    /// The fds found ready by one wait, with what to wake: (read closed?, write closed?).
+    ready: Vec<Readiness>,
 }
+
+/// One ready fd: its record, and for each direction whether it woke (and if closed for good).
+type Readiness = (Arc<ScheduledIo>, Option<bool>, Option<bool>);
 
 #[derive(Debug)]
 struct WakeHandle(Waker);
@@ -86,6 +89,7 @@ impl EpollDriver {
             events: Events::with_capacity(EVENTS_PER_WAIT),
             inner,
             waker,
+            ready: Vec::new(),
         })
     }
 }
@@ -105,19 +109,32 @@ impl Driver for EpollDriver {
         if self.events.is_empty() {
             return Ok(());
         }
-        let sources = self.inner.sources.lock();
-        for event in self.events.iter() {
-            let Some(io) = sources.get(event.token().0) else {
-                continue; // the wake token, or a source dropped since
-            };
-            let error = event.is_error();
-            if event.is_readable() || event.is_read_closed() || error {
-                io.read.wake(event.is_read_closed() || error);
-            }
-            if event.is_writable() || event.is_write_closed() || error {
-                io.write.wake(event.is_write_closed() || error);
+        // Collected under the lock, woken after it: a woken task may be dropped right there (a
+        // pool task whose last waker this was), and its sockets' drops take the lock again.
+        let mut ready = std::mem::take(&mut self.ready);
+        {
+            let sources = self.inner.sources.lock();
+            for event in self.events.iter() {
+                let Some(io) = sources.get(event.token().0) else {
+                    continue; // the wake token, or a source dropped since
+                };
+                let error = event.is_error();
+                let read = (event.is_readable() || event.is_read_closed() || error)
+                    .then_some(event.is_read_closed() || error);
+                let write = (event.is_writable() || event.is_write_closed() || error)
+                    .then_some(event.is_write_closed() || error);
+                ready.push((io.clone(), read, write));
             }
         }
+        for (io, read, write) in ready.drain(..) {
+            if let Some(closed) = read {
+                io.read.wake(closed);
+            }
+            if let Some(closed) = write {
+                io.write.wake(closed);
+            }
+        }
+        self.ready = ready;
         Ok(())
     }
 
@@ -129,5 +146,73 @@ impl Driver for EpollDriver {
         let _ = self.inner.reactor.set(reactor.clone());
         let prev = CURRENT.with(|c| c.borrow_mut().replace(self.inner.clone()));
         EnterGuard::new(move || CURRENT.with(|c| *c.borrow_mut() = prev))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::pin::pin;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    use runtime_core::{ops, Driver, Source};
+
+    use super::{EpollDriver, CURRENT};
+    use crate::EpollSource;
+
+    fn socket_pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: `fds` has room for the two fds.
+        let res = unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) };
+        assert_eq!(res, 0, "socketpair");
+        // SAFETY: the kernel just returned these fds; nothing else owns them.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// A waker whose wake drops a socket of the same driver, as waking a pool task that was
+    /// already cancelled drops its future (and the sockets it held) inside the wake.
+    struct DropsOnWake(Mutex<Option<EpollSource>>);
+
+    impl Wake for DropsOnWake {
+        fn wake(self: Arc<Self>) {
+            drop(self.0.lock().expect("lock").take());
+        }
+    }
+
+    /// A wake made by `park` may drop a socket, which takes the driver's source table: `park`
+    /// must not hold it while waking.
+    #[test]
+    fn a_wake_that_drops_a_socket_does_not_deadlock() {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut driver = EpollDriver::new().expect("epoll");
+            let prev = CURRENT.with(|c| c.borrow_mut().replace(driver.inner.clone()));
+            let (ours, peer) = socket_pair();
+            let (other, _other_peer) = socket_pair();
+            let reader = EpollSource::new(ours).expect("register");
+            let victim = EpollSource::new(other).expect("register");
+            let waker = Waker::from(Arc::new(DropsOnWake(Mutex::new(Some(victim)))));
+            let mut read = pin!(ops::recv(&reader, vec![0u8; 16]));
+            let mut cx = Context::from_waker(&waker);
+            assert!(
+                read.as_mut().poll(&mut cx).is_pending(),
+                "nothing was sent yet"
+            );
+            let peer = std::os::fd::AsRawFd::as_raw_fd(&peer);
+            // SAFETY: writes one byte from a live buffer to our own socket.
+            let written = unsafe { libc::write(peer, [7u8].as_ptr().cast(), 1) };
+            assert_eq!(written, 1);
+            driver.park(Some(Duration::from_secs(5))).expect("park");
+            assert!(matches!(read.as_mut().poll(&mut cx), Poll::Ready(_)));
+            CURRENT.with(|c| *c.borrow_mut() = prev);
+            let _ = done.send(reader.as_raw_fd());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("park deadlocked waking a waker that dropped a socket");
     }
 }

@@ -54,11 +54,9 @@ fn drained(kind: &OpKind, n: u32) -> bool {
     }
 }
 
-impl Source for EpollSource {
-    type OpState = EpollOpState;
-
-    fn new(fd: OwnedFd) -> io::Result<Self> {
-        let driver = current()?;
+impl EpollSource {
+    /// Registers `fd` (edge-triggered, both directions) with `driver`.
+    fn register(driver: Arc<Inner>, fd: OwnedFd) -> io::Result<Self> {
         let io = Arc::new(ScheduledIo::default());
         let token = driver.sources.lock().insert(io.clone());
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -76,6 +74,21 @@ impl Source for EpollSource {
             io,
             driver,
         })
+    }
+}
+
+// SAFETY: every operation is a synchronous syscall made inside `poll_op` (`attempt`), so the
+// kernel uses an operation's pointers only during a poll, never after it returns; the fd is
+// closed on drop, when no syscall on it can be running (they all borrow the source).
+unsafe impl Source for EpollSource {
+    type OpState = EpollOpState;
+
+    fn new(fd: OwnedFd) -> io::Result<Self> {
+        Self::register(current().ok_or_else(runtime_core::not_on_a_reactor)?, fd)
+    }
+
+    fn adopt(&self, fd: OwnedFd) -> io::Result<Self> {
+        Self::register(self.driver.clone(), fd)
     }
 
     fn nonblocking() -> io::Result<bool> {

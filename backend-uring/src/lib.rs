@@ -8,17 +8,20 @@
 
 mod direct;
 mod driver;
+mod handoff;
+mod lifecycle;
 mod multishot;
 mod op_table;
 mod provided;
-mod remote;
+mod ring;
 mod salvage;
 mod setup;
 mod shared;
 mod source;
 mod sqe;
+mod user_data;
 mod wake;
 
 pub use driver::{is_current, RingDriver};
 pub use setup::RingConfig;
-pub use source::{RemoteOpHandle, RingOpState, RingSource};
+pub use source::{HandoffHandle, RingOpState, RingSource};

@@ -25,17 +25,10 @@ use parking_lot::Mutex;
 use runtime_core::OpKind;
 
 use crate::provided::{ProvidedBuffers, BUFFER_GROUP};
-
-/// Set in the user data of multishot receives (bit 63 marks handed-over operations).
-const MULTISHOT_TAG: u64 = 1 << 62;
+use crate::user_data::UserData;
 
 /// Buffers a socket may hold before its receive is cancelled.
 const MAX_QUEUED: usize = 8;
-
-/// Whether `user_data` names a multishot receive.
-pub(crate) fn is_multishot(user_data: u64) -> bool {
-    user_data & (MULTISHOT_TAG | crate::remote::REMOTE_TAG) == MULTISHOT_TAG
-}
 
 /// A buffer the kernel filled, partly read perhaps.
 struct Filled {
@@ -108,7 +101,7 @@ impl RecvQueue {
     }
 
     fn user_data(self: &Arc<Self>) -> u64 {
-        Arc::as_ptr(self) as u64 | MULTISHOT_TAG
+        UserData::Receive(Arc::as_ptr(self) as usize).encode()
     }
 
     /// A read of `kind` (`Recv` or `RecvMsg`) on the socket `fd`: its result if buffers are
@@ -150,7 +143,7 @@ impl RecvQueue {
         st.add_waiter(waker);
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
-        let user_data = Arc::into_raw(self.clone()) as u64 | MULTISHOT_TAG;
+        let user_data = UserData::Receive(Arc::into_raw(self.clone()) as usize).encode();
         let entry = opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP)
             .build()
             .user_data(user_data);
@@ -222,10 +215,11 @@ pub(crate) struct Completion {
 /// Hands a multishot receive's CQE to its socket's queue.
 ///
 /// # Safety
-/// `user_data` must be a multishot receive's, made by [`RecvQueue::poll_read`], whose final CQE
-/// has not been handled yet.
-pub(crate) unsafe fn complete(user_data: u64, result: i32, flags: u32) -> Completion {
-    let ptr = (user_data & !MULTISHOT_TAG) as *const RecvQueue;
+/// `addr` must be a multishot receive's queue, named by user data made by
+/// [`RecvQueue::poll_read`], whose final CQE has not been handled yet.
+pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completion {
+    let ptr = addr as *const RecvQueue;
+    let user_data = UserData::Receive(addr).encode();
     let more = cqueue::more(flags);
     // SAFETY: the SQE's strong count keeps the queue alive until its final CQE (this one at the
     // latest), per the caller's promise.

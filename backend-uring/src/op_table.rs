@@ -1,106 +1,117 @@
-//! The table of operations in flight, each with an explicit lifecycle.
+//! The table of operations started on their reactor, by key (their SQE's user data).
 
+use std::sync::Arc;
 use std::task::Waker;
 
 use slab::Slab;
 
+use crate::handoff::HandoffOp;
+use crate::lifecycle::{Abandon, Deferred, Lifecycle};
 use crate::salvage::Abandoned;
 
-/// Where one operation is in its life.
-pub(crate) enum Lifecycle {
-    /// Submitted (or queued for submission); its future waits with this waker.
-    Waiting(Waker),
-    /// Its future was dropped before the CQE: the memory the kernel may still use is kept here
-    /// until the CQE arrives, and what the kernel produced goes to the socket's salvage.
-    Ignored(Abandoned),
-    /// The CQE arrived with this result; the future has not seen it yet.
-    Completed(i32),
+/// One entry of the table.
+enum Slot {
+    /// The operation's lifecycle, here.
+    Here(Lifecycle),
+    /// Its future went on to be polled on another thread: the result goes to this cell.
+    Migrated(Arc<HandoffOp>),
 }
 
-/// Operations by user data (the slab key).
+/// Operations by user data (the slab key). Every method returns the work that must run once the
+/// table's borrow is released.
 #[derive(Default)]
 pub(crate) struct OpTable {
-    ops: Slab<Lifecycle>,
+    ops: Slab<Slot>,
 }
 
 impl OpTable {
-    /// Starts an operation waiting with `waker`; returns its user data.
+    /// Starts an operation waiting with `waker`; returns its key.
     pub(crate) fn insert(&mut self, waker: Waker) -> usize {
-        self.ops.insert(Lifecycle::Waiting(waker))
+        self.ops.insert(Slot::Here(Lifecycle::Waiting(waker)))
     }
 
     /// Records a CQE's result for `key`.
-    pub(crate) fn complete(&mut self, key: usize, result: i32) {
-        let Some(op) = self.ops.get_mut(key) else {
-            return;
-        };
-        match std::mem::replace(op, Lifecycle::Completed(result)) {
-            Lifecycle::Waiting(waker) => waker.wake(),
-            Lifecycle::Ignored(abandoned) => {
-                self.ops.remove(key);
-                abandoned.finish(result);
-            }
-            Lifecycle::Completed(_) => unreachable!("two CQEs for a one-shot operation"),
-        }
-    }
-
-    /// Polls `key`: its result if completed (and forgets it), or parks `waker`.
-    pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> Option<i32> {
+    pub(crate) fn complete(&mut self, key: usize, result: i32) -> Deferred {
         match self.ops.get_mut(key) {
-            Some(Lifecycle::Completed(res)) => {
-                let res = *res;
-                self.ops.remove(key);
-                Some(res)
-            }
-            Some(Lifecycle::Waiting(w)) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
+            None => Deferred::Nothing,
+            Some(Slot::Here(life)) => {
+                let (deferred, over) = life.complete(result);
+                if over {
+                    self.ops.remove(key);
                 }
-                None
+                deferred
             }
-            Some(Lifecycle::Ignored(_)) | None => {
-                unreachable!("an operation was polled after it was dropped")
+            Some(Slot::Migrated(_)) => {
+                let Slot::Migrated(cell) = self.ops.remove(key) else {
+                    unreachable!("matched above")
+                };
+                Deferred::Complete(cell, result)
             }
         }
     }
 
-    /// The future of `key` is gone. Returns `true` if the kernel still owns the operation (the
-    /// caller should cancel it); `abandoned` then waits here for the CQE.
-    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> bool {
-        match self.ops.get_mut(key) {
-            Some(Lifecycle::Completed(res)) => {
-                let res = *res;
-                self.ops.remove(key);
-                abandoned.finish(res);
-                false
+    /// Polls `key` from its reactor: its result if completed (and forgets it), or keeps `waker`.
+    pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> (Option<i32>, Deferred) {
+        let Some(Slot::Here(life)) = self.ops.get_mut(key) else {
+            unreachable!("an operation was polled through the table after it left it")
+        };
+        let polled = life.poll(waker);
+        if polled.0.is_some() {
+            self.ops.remove(key);
+        }
+        polled
+    }
+
+    /// The future of `key` is gone; `abandoned` owns its memory until the CQE.
+    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> Abandon {
+        let Some(Slot::Here(life)) = self.ops.get_mut(key) else {
+            unreachable!("an operation was dropped through the table after it left it")
+        };
+        let outcome = life.abandon(abandoned);
+        if matches!(outcome, Abandon::Over(_)) {
+            self.ops.remove(key);
+        }
+        outcome
+    }
+
+    /// The future of `key` is now polled on another thread: its result goes to `cell`.
+    pub(crate) fn migrate(&mut self, key: usize, cell: Arc<HandoffOp>) -> Deferred {
+        let Some(slot) = self.ops.get_mut(key) else {
+            unreachable!("a migrated operation is in the table until its future sees the result")
+        };
+        match std::mem::replace(slot, Slot::Migrated(cell)) {
+            Slot::Here(Lifecycle::Waiting(waker)) => Deferred::Drop(waker),
+            Slot::Here(Lifecycle::Completed(res)) => {
+                let Slot::Migrated(cell) = self.ops.remove(key) else {
+                    unreachable!("just stored")
+                };
+                Deferred::Complete(cell, res)
             }
-            Some(op) => {
-                *op = Lifecycle::Ignored(abandoned);
-                true
-            }
-            None => {
-                abandoned.finish(-libc::ECANCELED);
-                false
+            Slot::Here(Lifecycle::Abandoned(_)) | Slot::Migrated(_) => {
+                unreachable!("only a live future's operation migrates, once")
             }
         }
+    }
+
+    /// Whether the kernel still has the operation `key`, which migrated to `cell`.
+    pub(crate) fn is_migrated_to(&self, key: usize, cell: &Arc<HandoffOp>) -> bool {
+        matches!(self.ops.get(key), Some(Slot::Migrated(c)) if Arc::ptr_eq(c, cell))
     }
 
     /// Keys of every operation the kernel still owns.
     pub(crate) fn in_flight(&self) -> Vec<usize> {
         self.ops
             .iter()
-            .filter(|(_, op)| !matches!(op, Lifecycle::Completed(_)))
+            .filter(|(_, slot)| !matches!(slot, Slot::Here(life) if life.is_completed()))
             .map(|(key, _)| key)
             .collect()
     }
 
-    /// Forgets every kept buffer without freeing it: used only when the kernel cannot be made
-    /// to let go, so that it never writes into freed memory.
+    /// Forgets every kept memory without freeing it: used only when the kernel cannot be made to
+    /// let go, so that it never writes into freed memory.
     pub(crate) fn leak_all(&mut self) {
-        for op in self.ops.drain() {
-            if let Lifecycle::Ignored(abandoned) = op {
-                std::mem::forget(abandoned);
-            }
+        for slot in self.ops.drain() {
+            std::mem::forget(slot);
         }
     }
 }

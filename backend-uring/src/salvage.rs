@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use parking_lot::Mutex;
-use runtime_core::OpKind;
+use runtime_core::{OpCode, OpKind};
 
 /// A copy of an abandoned operation's `OpKind`.
 ///
@@ -38,12 +38,13 @@ pub(crate) struct Abandoned {
 }
 
 impl Abandoned {
-    /// `keep_alive` owns the memory `kind` points into.
+    /// `keep_alive` owns the memory `code` points into.
     pub(crate) fn new(
-        kind: OpKind,
+        code: &OpCode,
         salvage: Arc<Salvage>,
         keep_alive: Box<dyn Any + Send>,
     ) -> Self {
+        let kind = *code.kind();
         salvage.begin(&kind);
         Abandoned {
             kind: KeptKind(kind),
@@ -155,7 +156,10 @@ impl Salvage {
             | OpKind::Shutdown { .. } => return,
         }
         self.update_active(&kept);
-        for w in kept.waiters.drain(..) {
+        let waiters = std::mem::take(&mut kept.waiters);
+        drop(kept);
+        // Woken unlocked: a waker may run code that reaches this salvage again.
+        for w in waiters {
             w.wake();
         }
     }
@@ -217,5 +221,69 @@ impl Salvage {
         };
         self.update_active(&kept);
         Some(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc};
+    use std::task::{Poll, Wake, Waker};
+    use std::time::Duration;
+
+    use runtime_core::OpKind;
+
+    use super::Salvage;
+
+    /// A reader whose wake reads the salvage at once (as a task dropped or polled inside its
+    /// wake would), and reports what it got.
+    struct ReadsOnWake(Arc<Salvage>, mpsc::Sender<Vec<u8>>);
+
+    impl Wake for ReadsOnWake {
+        fn wake(self: Arc<Self>) {
+            let mut out = [0u8; 8];
+            let kind = OpKind::Recv {
+                buf: out.as_mut_ptr(),
+                len: 8,
+            };
+            // SAFETY: `out` is valid for 8 bytes of writes for the call.
+            if let Some(Poll::Ready(Ok(n))) = unsafe { self.0.take(&kind, Waker::noop()) } {
+                let _ = self.1.send(out[..n as usize].to_vec());
+            }
+        }
+    }
+
+    /// `finish` wakes the readers waiting for an abandoned read; it must not hold the salvage's
+    /// lock while it does, or a reader that reads inside its wake deadlocks.
+    #[test]
+    fn a_reader_woken_by_finish_may_read_at_once() {
+        let (got, received) = mpsc::channel();
+        let finisher = std::thread::spawn(move || {
+            let salvage = Arc::new(Salvage::default());
+            let mut abandoned_buf = *b"late";
+            let abandoned = OpKind::Recv {
+                buf: abandoned_buf.as_mut_ptr(),
+                len: 4,
+            };
+            salvage.begin(&abandoned);
+            let waker = Waker::from(Arc::new(ReadsOnWake(salvage.clone(), got)));
+            let mut next_buf = [0u8; 8];
+            let next = OpKind::Recv {
+                buf: next_buf.as_mut_ptr(),
+                len: 8,
+            };
+            // SAFETY: `next_buf` is valid for 8 bytes of writes.
+            let waiting = unsafe { salvage.take(&next, &waker) };
+            assert!(
+                matches!(waiting, Some(Poll::Pending)),
+                "waits for the abandoned read"
+            );
+            // SAFETY: the "kernel" wrote the 4 bytes of `abandoned_buf`, alive here.
+            unsafe { salvage.finish(&abandoned, 4) };
+        });
+        let bytes = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("finish deadlocked waking a reader");
+        assert_eq!(bytes, b"late");
+        finisher.join().expect("finisher");
     }
 }

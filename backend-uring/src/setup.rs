@@ -14,6 +14,10 @@ pub struct RingConfig {
     pub entries: u32,
     /// How other threads wake the ring; `SqPoll` sets the ring up with a kernel SQ thread.
     pub wake: WakeStrategy,
+    /// Receive through one armed multishot receive per socket into provided buffers (where the
+    /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
+    /// caller's buffer.
+    pub multishot_receive: bool,
 }
 
 impl Default for RingConfig {
@@ -21,6 +25,7 @@ impl Default for RingConfig {
         RingConfig {
             entries: 256,
             wake: WakeStrategy::default(),
+            multishot_receive: true,
         }
     }
 }

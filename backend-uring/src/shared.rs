@@ -1,13 +1,14 @@
 //! The part of a ring driver that other threads reach through the sockets they hold.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use io_uring::{squeue, IoUring};
 use parking_lot::Mutex;
 use runtime_core::ReactorHandle;
 
+use crate::handoff::Handoff;
 use crate::provided::ProvidedBuffers;
 
 /// A pointer to the reactor's ring, for threads that push SQEs themselves (`SqPoll` only).
@@ -28,14 +29,18 @@ pub(crate) struct RingShared {
     pub(crate) id: usize,
     /// The ring's fd, the target of `MSG_RING` wakes.
     pub(crate) ring_fd: RawFd,
-    /// SQEs handed over by other threads, pushed by the reactor on its next turn. `None` once
-    /// the driver is gone.
-    remote: Mutex<Option<Vec<squeue::Entry>>>,
+    /// What other threads handed off, handled by the reactor on its next turn, in order. `None`
+    /// once the driver is gone.
+    handoffs: Mutex<Option<Vec<Handoff>>>,
     /// `SqPoll` only: the ring itself, pushed into directly under this lock.
     pub(crate) sq: Mutex<Option<RingPtr>>,
     /// The reactor running the ring, once entered.
     pub(crate) reactor: OnceLock<ReactorHandle>,
-    remote_in_flight: AtomicUsize,
+    /// Handed-off operations whose cell has not completed.
+    handoffs_in_flight: AtomicUsize,
+    /// Set when the driver was dropped with nothing left in the kernel: only then may a refused
+    /// handoff give memory back.
+    drained: AtomicBool,
     /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
     /// to register them).
     pub(crate) buffers: Option<Arc<ProvidedBuffers>>,
@@ -46,60 +51,81 @@ impl RingShared {
         RingShared {
             id,
             ring_fd,
-            remote: Mutex::new(Some(Vec::new())),
+            handoffs: Mutex::new(Some(Vec::new())),
             sq: Mutex::new(None),
             reactor: OnceLock::new(),
-            remote_in_flight: AtomicUsize::new(0),
+            handoffs_in_flight: AtomicUsize::new(0),
+            drained: AtomicBool::new(false),
             buffers,
         }
     }
 
-    /// Hands an SQE to the reactor and wakes it as its strategy says; gives it back if the
-    /// reactor is gone.
-    pub(crate) fn hand_over(&self, entry: squeue::Entry) -> Result<(), squeue::Entry> {
-        match &mut *self.remote.lock() {
-            Some(queue) => queue.push(entry),
-            None => return Err(entry),
-        }
+    /// Hands `handoff` to the reactor and wakes it as its strategy says. Under `SqPoll` an SQE
+    /// goes straight into the ring when nothing older waits. If the reactor is gone, what can
+    /// be done without it is done here.
+    pub(crate) fn send(&self, handoff: Handoff) {
+        let mut queue = self.handoffs.lock();
+        let Some(q) = queue.as_mut() else {
+            drop(queue);
+            return self.refuse(handoff);
+        };
+        let handoff = match handoff {
+            Handoff::Submit(entry) if q.is_empty() => match self.push_direct(entry) {
+                Ok(()) => return,
+                Err(entry) => Handoff::Submit(entry),
+            },
+            other => other,
+        };
+        q.push(handoff);
+        drop(queue);
         if let Some(reactor) = self.reactor.get() {
             reactor.notify();
         }
-        Ok(())
     }
 
-    /// Counts a handed-over operation's SQE, until its CQE (or its cancellation unsubmitted).
-    pub(crate) fn count_remote_submitted(&self) {
-        self.remote_in_flight.fetch_add(1, Ordering::AcqRel);
+    /// Does without the reactor what `handoff` asked of it.
+    pub(crate) fn refuse(&self, handoff: Handoff) {
+        if matches!(handoff, Handoff::Submit(_)) {
+            self.count_handoff_done();
+        }
+        handoff.refused(self.drained.load(Ordering::Acquire));
     }
 
-    /// Counts a handed-over operation done.
-    pub(crate) fn count_remote_done(&self) {
-        self.remote_in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// Counts a handed-off operation's SQE, until its CQE (or its cancellation unsubmitted).
+    pub(crate) fn count_handoff_submitted(&self) {
+        self.handoffs_in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Handed-over operations not done yet.
-    pub(crate) fn remote_in_flight(&self) -> usize {
-        self.remote_in_flight.load(Ordering::Acquire)
+    /// Counts a handed-off operation done.
+    pub(crate) fn count_handoff_done(&self) {
+        self.handoffs_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// The SQEs handed over since the last call.
-    pub(crate) fn take_remote(&self) -> Vec<squeue::Entry> {
-        self.remote
+    /// Handed-off operations not done yet.
+    pub(crate) fn handoffs_in_flight(&self) -> usize {
+        self.handoffs_in_flight.load(Ordering::Acquire)
+    }
+
+    /// What was handed off since the last call, oldest first.
+    pub(crate) fn take_handoffs(&self) -> Vec<Handoff> {
+        self.handoffs
             .lock()
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
-    /// Refuses further handovers; returns what was queued and never pushed.
-    pub(crate) fn close(&self) -> Vec<squeue::Entry> {
+    /// Refuses further handoffs (`drained`: the kernel let go of everything); returns what was
+    /// handed off and not taken yet.
+    pub(crate) fn close(&self, drained: bool) -> Vec<Handoff> {
+        self.drained.store(drained, Ordering::Release);
         *self.sq.lock() = None;
-        self.remote.lock().take().unwrap_or_default()
+        self.handoffs.lock().take().unwrap_or_default()
     }
 
     /// `SqPoll`: pushes `entry` straight into the ring and wakes the SQ thread if it sleeps.
-    /// Returns the entry back if there is no room (or no SQPOLL ring): hand it over instead.
-    pub(crate) fn push_direct(&self, entry: squeue::Entry) -> Result<(), squeue::Entry> {
+    /// Returns the entry back if there is no room (or no SQPOLL ring): queue it instead.
+    fn push_direct(&self, entry: squeue::Entry) -> Result<(), squeue::Entry> {
         let guard = self.sq.lock();
         let Some(ptr) = guard.as_ref() else {
             return Err(entry);
@@ -108,7 +134,7 @@ impl RingShared {
         let ring = unsafe { &*ptr.0 };
         // SAFETY: every pusher of an SQPOLL ring holds `sq`, so this is the only SQ writer.
         let mut sq = unsafe { ring.submission_shared() };
-        // SAFETY: the SQE's memory is owned by a future or a `RemoteOp` until its CQE.
+        // SAFETY: the SQE's memory is owned by a future or a handoff cell until its CQE.
         if unsafe { sq.push(&entry) }.is_err() {
             return Err(entry);
         }

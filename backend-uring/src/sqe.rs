@@ -3,12 +3,13 @@
 use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
-use runtime_core::OpKind;
+use runtime_core::{OpCode, OpKind};
 
-/// The SQE for `kind` on `fd`. The user data is set by the caller.
-pub(crate) fn build(fd: RawFd, kind: &OpKind) -> squeue::Entry {
+/// The SQE for `code` on `fd`. The user data is set by the caller. Taking the `OpCode` (not a
+/// bare `OpKind`) is what makes its pointers valid for the kernel: the `OpCode` invariant.
+pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
     let fd = types::Fd(fd);
-    match *kind {
+    match *code.kind() {
         OpKind::Accept { addr, len } => opcode::Accept::new(fd, addr.cast(), len)
             .flags(libc::SOCK_CLOEXEC)
             .build(),

@@ -11,8 +11,9 @@ use io_uring::{opcode, types};
 use runtime_core::sys::cvt;
 use runtime_core::Unpark;
 
-use crate::driver::{with_current, IGNORED_USER_DATA};
+use crate::ring::with_current;
 use crate::shared::RingShared;
+use crate::user_data::UserData;
 
 /// Writes the reactor's eventfd.
 #[derive(Debug)]
@@ -71,9 +72,10 @@ impl Unpark for MsgRingUnpark {
             if ring.id() == target_id {
                 return false; // our own ring: nothing to wake
             }
-            let msg = opcode::MsgRingData::new(types::Fd(target_fd), 0, IGNORED_USER_DATA, None)
+            let ignored = UserData::Ignored.encode();
+            let msg = opcode::MsgRingData::new(types::Fd(target_fd), 0, ignored, None)
                 .build()
-                .user_data(IGNORED_USER_DATA);
+                .user_data(ignored);
             ring.push(msg);
             true
         });

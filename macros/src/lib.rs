@@ -36,7 +36,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The test becomes a module of the same name with one test per backend (`name::uring`,
 /// `name::epoll`). A backend the kernel refuses prints why and skips. A watchdog aborts a test
 /// that runs longer than `timeout_secs` (default 120). The runtime has one reactor and one pool
-/// thread unless `reactors = N`, `pool_threads = N` or `wake = "..."` say otherwise.
+/// thread unless `reactors = N`, `pool_threads = N`, `wake = "..."` or
+/// `multishot_receive = false` say otherwise.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_test(args.into(), item.into())
@@ -81,7 +82,7 @@ fn backend_variant(lit: &LitStr) -> syn::Result<proc_macro2::TokenStream> {
 }
 
 /// Runtime-shape arguments both attributes take: `reactors = N`, `pool_threads = N`,
-/// `wake = "..."`. Returns the builder calls they stand for.
+/// `wake = "..."`, `multishot_receive = false`. Returns the builder calls they stand for.
 fn shape_arg(
     meta: &syn::meta::ParseNestedMeta<'_>,
     calls: &mut Vec<proc_macro2::TokenStream>,
@@ -91,6 +92,11 @@ fn shape_arg(
         let n: usize = n.base10_parse()?;
         let method = meta.path.get_ident().expect("checked above").clone();
         calls.push(quote!(.#method(#n)));
+        return Ok(true);
+    }
+    if meta.path.is_ident("multishot_receive") {
+        let on: syn::LitBool = meta.value()?.parse()?;
+        calls.push(quote!(.multishot_receive(#on)));
         return Ok(true);
     }
     if meta.path.is_ident("wake") {
@@ -136,7 +142,7 @@ fn expand_main(
             Ok(())
         } else {
             Err(meta.error(
-                "unknown #[runtime::main] argument: expected backend, reactors, pool_threads or wake",
+                "unknown #[runtime::main] argument: expected backend, reactors, pool_threads, wake or multishot_receive",
             ))
         }
     })
@@ -175,7 +181,7 @@ fn expand_test(
             Ok(())
         } else {
             Err(meta.error(
-                "unknown #[runtime::test] argument: expected timeout_secs, reactors, pool_threads or wake",
+                "unknown #[runtime::test] argument: expected timeout_secs, reactors, pool_threads, wake or multishot_receive",
             ))
         }
     })

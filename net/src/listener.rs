@@ -58,10 +58,11 @@ impl<S: Source> TcpListener<S> {
         })
     }
 
-    /// Waits for a connection.
+    /// Waits for a connection. Awaited on any thread (a pool thread, another reactor), the
+    /// connection is registered with the listener's reactor, as it is when awaited there.
     pub async fn accept(&self) -> io::Result<(TcpStream<S>, SocketAddr)> {
         let (fd, addr) = ops::accept(&self.source).await?;
-        Ok((TcpStream::from_source(S::new(fd)?), addr))
+        Ok((TcpStream::from_source(self.source.adopt(fd)?), addr))
     }
 
     /// The address the listener is bound to (with the port the kernel chose for port 0).

@@ -197,9 +197,26 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.buf.stable_mut_ptr().wrapping_add(self.begin)
     }
+    /// Marks the window's first `pos` bytes initialised in the inner buffer. If the inner buffer's
+    /// initialised part ends before the window begins, the gap between them is zeroed first, so
+    /// the inner buffer only ever grows over bytes that were written.
     unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the window's first `pos` bytes are the inner buffer's bytes up to `begin + pos`;
-        // bytes before `begin` were initialised before the window was made or are left as they are.
+        if pos == 0 {
+            return;
+        }
+        let init = self.buf.bytes_init();
+        if init < self.begin {
+            // SAFETY: `init < begin <= bytes_total`, so the gap lies inside the inner buffer's
+            // writable memory (`IoBufMut`'s promise), and nothing else refers to it.
+            unsafe {
+                self.buf
+                    .stable_mut_ptr()
+                    .add(init)
+                    .write_bytes(0, self.begin - init)
+            };
+        }
+        // SAFETY: the inner buffer's bytes up to `begin` were initialised (before, or just above),
+        // and the caller wrote the window's first `pos` bytes, `begin + pos <= end <= total`.
         unsafe { self.buf.set_init(self.begin + pos) }
     }
 }
@@ -239,6 +256,33 @@ mod tests {
             s.set_init(3);
         }
         assert_eq!(s.into_inner(), b"abcde");
+    }
+
+    #[test]
+    fn set_init_past_a_gap_zeroes_the_gap() {
+        let mut v: Vec<u8> = Vec::with_capacity(64);
+        // Stale contents where the gap will be: what a reused allocation would hold.
+        // SAFETY: writing inside the capacity, without marking it initialised.
+        unsafe { v.as_mut_ptr().write_bytes(0xEE, 64) };
+        let mut s = v.slice(32..);
+        // SAFETY: writing 2 bytes at the window's start, then marking them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b"hi".as_ptr(), s.stable_mut_ptr(), 2);
+            s.set_init(2);
+        }
+        let v = s.into_inner();
+        assert_eq!(v.len(), 34);
+        assert!(v[..32].iter().all(|&b| b == 0), "the gap holds stale bytes");
+        assert_eq!(&v[32..], b"hi");
+    }
+
+    #[test]
+    fn set_init_of_nothing_leaves_the_buffer_alone() {
+        let v: Vec<u8> = Vec::with_capacity(64);
+        let mut s = v.slice(32..);
+        // SAFETY: zero bytes were written.
+        unsafe { s.set_init(0) };
+        assert!(s.into_inner().is_empty());
     }
 
     /// Random ranges over random buffers: a slice never reaches outside its buffer, and its

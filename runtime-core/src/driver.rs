@@ -94,27 +94,47 @@ impl std::fmt::Debug for EnterGuard {
 
 /// One file descriptor registered with a driver.
 ///
+/// # Safety
+///
+/// An implementation upholds the memory safety of every [`Op`](crate::Op) polled through it. Safe
+/// code can drop an operation at any await, poll it from any thread, and drop the source on any
+/// thread; whatever it does:
+///
+/// * The kernel never reads or writes through an [`OpCode`]'s pointers once the operation's
+///   memory was given back: [`poll_op`](Source::poll_op) returns `Ready` (after which [`Op`](crate::Op)
+///   hands the memory to the caller) only when the kernel is done with those pointers, and
+///   after [`drop_op`](Source::drop_op) the memory lives until the kernel is done with it.
+/// * An fd number is never named by a request submitted after the fd was closed: the close comes
+///   after every request queued for the fd, in order, so a reused number is never touched.
+/// * A successful result is what the kernel returned for the operation `code` describes (a
+///   read's count is the number of bytes written at its pointers), because the callers in
+///   [`ops`](crate::ops) mark buffers initialised by it.
+///
 /// # Contract
 ///
-/// * [`new`](Source::new) registers `fd` with the calling thread's current driver (fails with a
-///   clear error outside a runtime). The fd must have been created in the blocking mode that
-///   [`nonblocking`](Source::nonblocking) asks for.
-/// * [`poll_op`](Source::poll_op) drives one operation. `state` starts as `Default` and belongs
-///   to that operation alone; the same `code` is passed on every poll. The first poll starts the
-///   operation; a poll after it returned `Ready` is a caller bug. It returns `Ready` with the
-///   syscall's non-negative result, or the error.
+/// * [`new`](Source::new) registers `fd` with the calling thread's current driver (fails with
+///   [`not_on_a_reactor`] outside a reactor). The fd must have been created in the blocking mode
+///   that [`nonblocking`](Source::nonblocking) asks for.
+/// * [`adopt`](Source::adopt) registers `fd` with the driver `self` is registered with, from any
+///   thread (an accept finished on a pool thread registers its connection this way).
+/// * [`poll_op`](Source::poll_op) drives one operation, from whichever thread polls it. `state`
+///   starts as `Default` and belongs to that operation alone; the same `code` is passed on every
+///   poll. The first poll starts the operation; a poll after it returned `Ready` is a caller bug.
+///   It returns `Ready` with the syscall's non-negative result, or the error.
 /// * [`drop_op`](Source::drop_op) is called instead of further polls when the operation's future
 ///   is dropped after its first poll and before `Ready`. `keep_alive` owns the memory `code`
 ///   points into; the source must keep it alive until the kernel can no longer touch it (an
 ///   io_uring backend holds it until the CQE arrives and submits `ASYNC_CANCEL`), then drop it.
-/// * Dropping the source closes the fd. Operations that the kernel still holds keep the file
-///   open in the kernel, not the fd number, so a closed-and-reused number is never touched.
-pub trait Source: Send + Sync + Sized + 'static {
+/// * Dropping the source closes the fd, after every request already queued for it.
+pub unsafe trait Source: Send + Sync + Sized + 'static {
     /// Per-operation state the driver keeps inline in the operation's future.
     type OpState: Default + Unpin + Send + 'static;
 
     /// Registers `fd` with the current thread's driver.
     fn new(fd: OwnedFd) -> io::Result<Self>;
+
+    /// Registers `fd` with the driver `self` is registered with; callable from any thread.
+    fn adopt(&self, fd: OwnedFd) -> io::Result<Self>;
 
     /// Whether fds handed to [`new`](Source::new) must be in nonblocking mode.
     fn nonblocking() -> io::Result<bool>;
@@ -132,4 +152,12 @@ pub trait Source: Send + Sync + Sized + 'static {
 
     /// Gives up on an operation that was polled but has not completed.
     fn drop_op(&self, state: &mut Self::OpState, code: &OpCode, keep_alive: Box<dyn Any + Send>);
+}
+
+/// The error of creating a socket where no reactor runs: the same on every backend.
+pub fn not_on_a_reactor() -> io::Error {
+    io::Error::other(
+        "sockets are created on a reactor thread: inside block_on, or a task of runtime::spawn or \
+         runtime::spawn_on (not on a pool thread, and not outside the runtime)",
+    )
 }

@@ -22,7 +22,7 @@ mod timer;
 mod wake;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
-pub use driver::{Driver, EnterGuard, Source, Unpark};
+pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use op::{Direction, Op, OpCode, OpKind};

@@ -80,11 +80,11 @@ pub struct AutoOpState {
     epoll: EpollOpState,
 }
 
-fn no_runtime() -> io::Error {
-    io::Error::other("no runtime is running on this thread")
-}
-
-impl Source for AutoSource {
+// SAFETY: every call goes to the source of the backend that registered the fd, which upholds
+// `Source`'s obligations itself; an operation's state is that backend's alone (a source never
+// changes backend, so the other half of `AutoOpState` is never used).
+#[allow(unsafe_code)]
+unsafe impl Source for AutoSource {
     type OpState = AutoOpState;
 
     fn new(fd: OwnedFd) -> io::Result<Self> {
@@ -93,7 +93,14 @@ impl Source for AutoSource {
         } else if backend_epoll::is_current() {
             EpollSource::new(fd).map(AutoSource::Epoll)
         } else {
-            Err(no_runtime())
+            Err(runtime_core::not_on_a_reactor())
+        }
+    }
+
+    fn adopt(&self, fd: OwnedFd) -> io::Result<Self> {
+        match self {
+            AutoSource::Uring(s) => s.adopt(fd).map(AutoSource::Uring),
+            AutoSource::Epoll(s) => s.adopt(fd).map(AutoSource::Epoll),
         }
     }
 
@@ -103,7 +110,7 @@ impl Source for AutoSource {
         } else if backend_epoll::is_current() {
             EpollSource::nonblocking()
         } else {
-            Err(no_runtime())
+            Err(runtime_core::not_on_a_reactor())
         }
     }
 

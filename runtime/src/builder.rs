@@ -102,6 +102,7 @@ pub struct Builder {
     backend: Backend,
     config: RuntimeConfig,
     ring_entries: Option<u32>,
+    one_shot_receive: bool,
 }
 
 impl Builder {
@@ -144,6 +145,14 @@ impl Builder {
         self
     }
 
+    /// io_uring: whether a socket's reads go through one armed multishot receive into the
+    /// ring's provided buffers (the default, where the kernel has them: 5.19 and later) or are
+    /// each a one-shot receive into the caller's buffer (`false`).
+    pub fn multishot_receive(mut self, on: bool) -> Self {
+        self.one_shot_receive = !on;
+        self
+    }
+
     /// Pins reactor `i` to CPU `i % cpus`.
     pub fn pin_reactors(mut self, pin: bool) -> Self {
         self.config.pin_reactors = pin;
@@ -176,6 +185,7 @@ impl Builder {
         let options = DriverOptions {
             wake: self.config.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
+            multishot_receive: !self.one_shot_receive,
         };
         let (backend, why) = select::resolve(backend, &why, options)?;
         Ok(Runtime {

@@ -30,7 +30,7 @@
 //!     }
 //! }
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(not(any(feature = "uring", feature = "epoll")))]
 compile_error!("enable at least one backend feature of `runtime`: `uring` or `epoll`");

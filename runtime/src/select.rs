@@ -38,6 +38,7 @@ pub use types::{DefaultDriver, DefaultSource};
 pub(crate) struct DriverOptions {
     pub(crate) wake: WakeStrategy,
     pub(crate) ring_entries: u32,
+    pub(crate) multishot_receive: bool,
 }
 
 #[cfg(feature = "uring")]
@@ -45,6 +46,7 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
     let config = backend_uring::RingConfig {
         wake: options.wake,
         entries: options.ring_entries,
+        multishot_receive: options.multishot_receive,
     };
     backend_uring::RingDriver::new(&config)
 }

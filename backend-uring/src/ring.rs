@@ -1,0 +1,485 @@
+//! One reactor's ring: pushing SQEs (in order, and never failing), entering the kernel, reaping
+//! CQEs, and handling what other threads handed off. Sources reach it as the thread's current
+//! ring.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
+use runtime_core::Metrics;
+
+use crate::handoff::{Handoff, HandoffOp};
+use crate::lifecycle::{Abandon, Deferred};
+use crate::multishot;
+use crate::op_table::OpTable;
+use crate::provided::BUFFER_GROUP;
+use crate::salvage::Abandoned;
+use crate::shared::{RingPtr, RingShared};
+use crate::user_data::UserData;
+
+/// How long dropping a driver waits, in total, for cancelled operations to complete.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many drivers were dropped before the kernel let go of everything (their memory leaked).
+pub(crate) static DRAIN_TIMEOUTS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// The reactor-thread state of one ring.
+pub(crate) struct Ring {
+    pub(crate) shared: Arc<RingShared>,
+    /// # Invariant
+    /// The SQ and CQ are touched only by the reactor thread, except in `SqPoll` mode, where
+    /// every SQ access (the reactor's too) holds `shared.sq`'s lock.
+    ring: IoUring,
+    sqpoll: bool,
+    ops: RefCell<OpTable>,
+    taskrun_flag: bool,
+    /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
+    eventfd: RawFd,
+    /// The 8 bytes the eventfd read lands in.
+    ///
+    /// # Invariant
+    /// Allocated by `Box::into_raw` in `Ring::new`, written only by the kernel, and freed only
+    /// in `shut_down` once no eventfd read is in flight.
+    wake_buf: *mut u64,
+    wake_armed: Cell<bool>,
+    /// `CLOSE`s pushed whose CQE has not come yet.
+    closes_in_flight: Cell<usize>,
+    /// Multishot receives armed whose final CQE has not come yet.
+    multishots_in_flight: Cell<usize>,
+    /// SQEs that found the SQ full and the kernel refusing more: they go in first, in order,
+    /// on the next turn, and every SQE pushed meanwhile queues behind them.
+    backlog: RefCell<VecDeque<squeue::Entry>>,
+    /// Handoffs taken from the shared queue and not handled yet, oldest first.
+    handoffs: RefCell<VecDeque<Handoff>>,
+    /// What the CQEs of the reap in progress left to run (kept to reuse its allocation).
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the ring entered on the calling thread, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Ring) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.borrow().clone())
+        .ok()
+        .flatten()
+        .map(|ring| f(&ring))
+}
+
+/// Makes `ring` the calling thread's current ring; returns the previous one.
+pub(crate) fn set_current(ring: Option<Rc<Ring>>) -> Option<Rc<Ring>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ring))
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+    )
+}
+
+impl Ring {
+    /// Wraps a ring just set up; arms the eventfd read.
+    pub(crate) fn new(
+        ring: IoUring,
+        taskrun_flag: bool,
+        eventfd: RawFd,
+        shared: Arc<RingShared>,
+    ) -> Rc<Self> {
+        let sqpoll = ring.params().is_setup_sqpoll();
+        let ring = Rc::new(Ring {
+            shared,
+            ring,
+            sqpoll,
+            ops: RefCell::new(OpTable::default()),
+            taskrun_flag,
+            eventfd,
+            wake_buf: Box::into_raw(Box::new(0u64)),
+            wake_armed: Cell::new(false),
+            closes_in_flight: Cell::new(0),
+            multishots_in_flight: Cell::new(0),
+            backlog: RefCell::default(),
+            handoffs: RefCell::default(),
+            deferred: RefCell::default(),
+        });
+        if sqpoll {
+            *ring.shared.sq.lock() = Some(RingPtr(&ring.ring));
+        }
+        ring.arm_wake();
+        ring
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.shared.id
+    }
+
+    fn with_metrics(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(r) = self.shared.reactor.get() {
+            f(r.metrics());
+        }
+    }
+
+    /// Queues an SQE for the next submission, behind every SQE queued before it. Never fails:
+    /// an SQE that finds no room waits in the backlog for the next turn.
+    pub(crate) fn push(&self, entry: squeue::Entry) {
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.is_empty() && self.try_push(&entry) {
+            return;
+        }
+        backlog.push_back(entry);
+    }
+
+    /// Puts `entry` in the SQ, submitting what is queued (without waiting) to make room if it
+    /// is full. `false` if there is still no room (the kernel refuses more until we reap).
+    fn try_push(&self, entry: &squeue::Entry) -> bool {
+        let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
+        for attempt in 0..2 {
+            if attempt == 1 && self.ring.submit().is_err() {
+                return false;
+            }
+            // SAFETY: the SQ is ours alone here (the `ring` invariant: reactor thread, or the
+            // `SqPoll` lock held just above).
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: every pointer in an SQE pushed here points into memory kept alive until
+            // its CQE: the operation's own memory (the `OpCode` invariant, then the op table or
+            // a handoff cell after the future drops) or the ring's wake buffer (its invariant).
+            if unsafe { sq.push(entry) }.is_ok() {
+                self.with_metrics(|m| m.sqes_submitted.add_local(1));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Moves the backlog into the SQ as far as it fits; `true` if it is empty now.
+    fn flush_backlog(&self) -> bool {
+        let mut backlog = self.backlog.borrow_mut();
+        while let Some(entry) = backlog.front() {
+            if !self.try_push(entry) {
+                return false;
+            }
+            backlog.pop_front();
+        }
+        true
+    }
+
+    /// Cancels the request whose user data is `target`.
+    fn push_cancel(&self, target: u64) {
+        let cancel = opcode::AsyncCancel::new(target).build();
+        self.push(cancel.user_data(UserData::Ignored.encode()));
+    }
+
+    /// Starts an operation: its SQE (without user data) goes in, its key comes back.
+    pub(crate) fn start(&self, entry: squeue::Entry, waker: &Waker) -> usize {
+        let key = self.ops.borrow_mut().insert(waker.clone());
+        self.push(entry.user_data(UserData::Op(key).encode()));
+        key
+    }
+
+    /// Polls the operation `key` from its reactor.
+    pub(crate) fn poll(&self, key: usize, waker: &Waker) -> Option<i32> {
+        let (res, deferred) = self.ops.borrow_mut().poll(key, waker);
+        deferred.run();
+        res
+    }
+
+    /// The future of the operation `key` is gone; `abandoned` keeps its memory.
+    pub(crate) fn abandon(&self, key: usize, abandoned: Abandoned) {
+        let outcome = self.ops.borrow_mut().abandon(key, abandoned);
+        match outcome {
+            Abandon::InFlight(deferred) => {
+                self.push_cancel(UserData::Op(key).encode());
+                deferred.run();
+            }
+            Abandon::Over(deferred) => deferred.run(),
+        }
+    }
+
+    /// Closes `fd` through the ring, with the next submission. The fd must not be used again.
+    fn close(&self, fd: RawFd) {
+        self.closes_in_flight.set(self.closes_in_flight.get() + 1);
+        let close = opcode::Close::new(types::Fd(fd)).build();
+        self.push(close.user_data(UserData::Close.encode()));
+    }
+
+    /// A socket of this ring is dropped here: everything handed off before (which may name its
+    /// fd) goes in first, then the cancel of its multishot receive, then its close.
+    pub(crate) fn release(
+        &self,
+        fd: std::os::fd::OwnedFd,
+        received: Option<Arc<multishot::RecvQueue>>,
+    ) {
+        self.run_handoffs();
+        self.handle(Handoff::Release { fd, received });
+    }
+
+    /// Arms a socket's multishot receive (made by `RecvQueue::poll_read`).
+    pub(crate) fn push_multishot(&self, entry: squeue::Entry) {
+        self.multishots_in_flight
+            .set(self.multishots_in_flight.get() + 1);
+        self.push(entry);
+    }
+
+    fn arm_wake(&self) {
+        let entry = opcode::Read::new(
+            types::Fd(self.eventfd),
+            self.wake_buf.cast::<u8>(),
+            std::mem::size_of::<u64>() as u32,
+        )
+        .build()
+        .user_data(UserData::Wake.encode());
+        self.push(entry);
+        self.wake_armed.set(true);
+    }
+
+    /// Handles every handoff sent so far, oldest first. Re-entrant: a handoff whose handling
+    /// drops a socket of this ring handles the rest first, so the order holds.
+    pub(crate) fn run_handoffs(&self) {
+        let taken = self.shared.take_handoffs();
+        if !taken.is_empty() {
+            self.handoffs.borrow_mut().extend(taken);
+        }
+        loop {
+            let next = self.handoffs.borrow_mut().pop_front();
+            match next {
+                Some(handoff) => self.handle(handoff),
+                None => break,
+            }
+        }
+    }
+
+    fn handle(&self, handoff: Handoff) {
+        match handoff {
+            Handoff::Submit(entry) => self.push(entry),
+            Handoff::Migrate { key, cell } => {
+                let deferred = self.ops.borrow_mut().migrate(key, cell);
+                deferred.run();
+            }
+            Handoff::Abandon { key, abandoned } => self.abandon(key, abandoned),
+            Handoff::Cancel(cell) => {
+                // The cell pins its identity: while it lives, nothing else can have its user
+                // data, and its own SQE went in before this cancel (handoffs keep their order).
+                let in_flight = match cell.key() {
+                    Some(key) => self.ops.borrow().is_migrated_to(key, &cell),
+                    None => !cell.is_completed(),
+                };
+                if in_flight {
+                    self.push_cancel(cell.user_data());
+                }
+            }
+            Handoff::Release { fd, received } => {
+                if let Some(cancel) = received.and_then(|queue| queue.cancel()) {
+                    self.push(cancel.user_data(UserData::Ignored.encode()));
+                }
+                self.close(fd.into_raw_fd());
+            }
+        }
+    }
+
+    /// Handles one CQE; what it leaves to run goes to `deferred`. Returns `true` for the wake
+    /// read's CQE.
+    fn dispatch(&self, cqe: &cqueue::Entry, deferred: &mut Vec<Deferred>) -> bool {
+        let result = cqe.result();
+        match UserData::decode(cqe.user_data()) {
+            UserData::Wake => return true,
+            UserData::Ignored => {}
+            UserData::Close => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
+            UserData::Op(key) => deferred.push(self.ops.borrow_mut().complete(key, result)),
+            UserData::Handoff(addr) => {
+                self.shared.count_handoff_done();
+                // SAFETY: handoff user data is only made by `HandoffOp::into_user_data` for an
+                // SQE, whose single CQE this is.
+                let cell = unsafe { HandoffOp::from_user_data(addr) };
+                deferred.push(cell.complete(result));
+            }
+            UserData::Receive(addr) => {
+                // SAFETY: receive user data is only made by `RecvQueue::poll_read`, and a
+                // receive's CQEs end with the one that has no `F_MORE` (handled once here).
+                let done = unsafe { multishot::complete(addr, result, cqe.flags()) };
+                if done.finished {
+                    self.multishots_in_flight
+                        .set(self.multishots_in_flight.get() - 1);
+                }
+                if let Some(cancel) = done.cancel {
+                    self.push(cancel.user_data(UserData::Ignored.encode()));
+                }
+            }
+        }
+        false
+    }
+
+    /// Takes every CQE off the completion queue and hands it to its operation; wakes after.
+    /// `rearm` re-arms the wake read when its CQE comes (not while shutting down).
+    fn reap(&self, rearm: bool) {
+        let mut deferred = self.deferred.take();
+        let mut woken = false;
+        let mut reaped = 0;
+        // SAFETY: only the reactor thread touches the CQ (the `ring` invariant).
+        for cqe in unsafe { self.ring.completion_shared() } {
+            reaped += 1;
+            woken |= self.dispatch(&cqe, &mut deferred);
+        }
+        self.with_metrics(|m| m.cqes_reaped.add_local(reaped));
+        if woken {
+            self.wake_armed.set(false);
+            if rearm {
+                self.arm_wake();
+            }
+        }
+        for work in deferred.drain(..) {
+            work.run();
+        }
+        *self.deferred.borrow_mut() = deferred;
+    }
+
+    /// What the SQ holds: its length, whether the kernel flagged work (deferred task work, an
+    /// overflowed CQ) that only an enter with `GETEVENTS` does, and whether an SQ thread sleeps.
+    fn sq_state(&self) -> (u32, bool, bool) {
+        let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
+        // SAFETY: reading the SQ's state with the SQ ours (the `ring` invariant).
+        let sq = unsafe { self.ring.submission_shared() };
+        let flagged = (self.taskrun_flag && sq.taskrun()) || sq.cq_overflow();
+        (sq.len() as u32, flagged, self.sqpoll && sq.need_wakeup())
+    }
+
+    /// Submits what is queued and waits for at least one completion, at most `timeout`
+    /// (`Some(ZERO)`: no wait, and no syscall at all if there is nothing to submit or reap).
+    fn enter(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let (to_submit, flagged, sq_asleep) = self.sq_state();
+        let mut flags = EnterFlags::GETEVENTS;
+        if sq_asleep {
+            flags |= EnterFlags::SQ_WAKEUP;
+        }
+        // An awake SQ thread submits by itself.
+        let nothing_to_submit = to_submit == 0 || (self.sqpoll && !sq_asleep);
+        let submitter = self.ring.submitter();
+        let res = match timeout {
+            Some(t) if t.is_zero() => {
+                if nothing_to_submit && !flagged {
+                    return Ok(());
+                }
+                self.with_metrics(|m| m.driver_waits.add_local(1));
+                // SAFETY: no argument is passed.
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, flags.bits(), None) }
+            }
+            None => {
+                self.with_metrics(|m| m.driver_waits.add_local(1));
+                // SAFETY: no argument is passed.
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 1, flags.bits(), None) }
+            }
+            Some(t) => {
+                self.with_metrics(|m| m.driver_waits.add_local(1));
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                let flags = flags | EnterFlags::EXT_ARG;
+                // SAFETY: `args` is the `io_uring_getevents_arg` that `EXT_ARG` announces
+                // (`SubmitArgs` is a transparent wrapper of it), alive for the call.
+                unsafe { submitter.enter(to_submit, 1, flags.bits(), Some(&args)) }
+            }
+        };
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_transient(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One turn: handles handoffs, submits, waits at most `timeout`, reaps.
+    pub(crate) fn turn(&self, mut timeout: Option<Duration>) -> io::Result<()> {
+        self.run_handoffs();
+        // A backlog means the kernel refused SQEs until its completions are reaped: reap, and
+        // then do not wait, as tasks were woken.
+        while !self.flush_backlog() {
+            self.enter(Some(Duration::ZERO))?;
+            self.reap(true);
+            timeout = Some(Duration::ZERO);
+        }
+        self.enter(timeout)?;
+        self.reap(true);
+        Ok(())
+    }
+
+    /// Whether the kernel may still hold anything of this ring's.
+    fn pending(&self) -> bool {
+        !self.ops.borrow().in_flight().is_empty()
+            || self.shared.handoffs_in_flight() > 0
+            || self.closes_in_flight.get() > 0
+            || self.multishots_in_flight.get() > 0
+            || self.wake_armed.get()
+            || !self.backlog.borrow().is_empty()
+    }
+
+    /// Handles handoffs while shutting down: an SQE handed off now is never submitted.
+    fn run_handoffs_closing(&self, handoffs: Vec<Handoff>) {
+        self.handoffs.borrow_mut().extend(handoffs);
+        loop {
+            let next = self.handoffs.borrow_mut().pop_front();
+            match next {
+                Some(handoff @ Handoff::Submit(_)) => self.shared.refuse(handoff),
+                Some(handoff) => self.handle(handoff),
+                None => break,
+            }
+        }
+    }
+
+    /// Cancels what is in flight and waits (boundedly) for the kernel to let go of it; memory the
+    /// kernel still holds after that is leaked rather than freed. `cancel_any`: the kernel takes
+    /// `IORING_ASYNC_CANCEL_ANY` (6.0 and later).
+    pub(crate) fn shut_down(&self, cancel_any: bool) {
+        // What is queued goes to the kernel now, before any fd is closed without the ring.
+        self.flush_backlog();
+        let _ = self.enter(Some(Duration::ZERO));
+        self.run_handoffs_closing(self.shared.take_handoffs());
+        for key in self.ops.borrow().in_flight() {
+            self.push_cancel(UserData::Op(key).encode());
+        }
+        // The wake read by its user data: kernels before 6.0 refuse the cancel-any below.
+        self.push_cancel(UserData::Wake.encode());
+        if cancel_any {
+            // Everything else (handed-off operations).
+            let any = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build();
+            self.push(any.user_data(UserData::Ignored.encode()));
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.pending() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.flush_backlog();
+            if self.enter(Some(deadline - now)).is_err() {
+                break;
+            }
+            self.reap(false);
+            self.run_handoffs_closing(self.shared.take_handoffs());
+        }
+        let drained = !self.pending();
+        self.run_handoffs_closing(self.shared.close(drained));
+        if !drained {
+            DRAIN_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ops.borrow_mut().leak_all();
+        }
+        if let Some(buffers) = &self.shared.buffers {
+            if self.multishots_in_flight.get() > 0 {
+                // A receive the kernel still holds may write into the buffers: keep them.
+                std::mem::forget(buffers.clone());
+            } else {
+                let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+            }
+        }
+        if !self.wake_armed.get() {
+            // SAFETY: the buffer came from `Box::into_raw` and no eventfd read is in flight
+            // (`wake_buf`'s invariant).
+            drop(unsafe { Box::from_raw(self.wake_buf) });
+        }
+    }
+}
