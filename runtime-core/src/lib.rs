@@ -34,4 +34,4 @@ pub use scheduler::{
     ReactorConfig, ReactorHandle,
 };
 pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};
-pub use wake::WakeStrategy;
+pub use wake::{parse_duration, WakeStrategy};

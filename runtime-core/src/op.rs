@@ -86,8 +86,8 @@ impl OpKind {
 ///
 /// # Invariant
 /// Every pointer in `kind` is valid for the access the operation makes until the operation has
-/// completed or its memory has been handed to [`Source::drop_op`]. Only [`Op::new`], whose caller
-/// promises this, makes one.
+/// completed or its memory has been handed to [`Source::drop_op`]. Only [`Op`], from the memory
+/// it owns and the function whose promise [`Op::new`]'s caller makes, makes one.
 #[derive(Debug)]
 pub struct OpCode {
     kind: OpKind,
@@ -111,27 +111,30 @@ impl OpCode {
 /// freeing it, so the kernel never writes into freed memory.
 pub struct Op<'a, S: Source, T: Send + 'static> {
     source: &'a S,
-    code: OpCode,
+    /// Derives the operation's pointers from its memory, where that memory finally lives.
+    kind_of: fn(&mut T) -> OpKind,
+    /// The operation, once started: its pointers were derived from `data` in place at the first
+    /// poll (after every move of the `Box`es it may own), and are the ones the kernel uses.
+    code: Option<OpCode>,
     state: S::OpState,
     /// The memory `code` points into. `None` once the result has been returned.
     data: Option<T>,
-    started: bool,
 }
 
 impl<'a, S: Source, T: Send + 'static> Op<'a, S, T> {
-    /// An operation on `source` that owns `data`.
+    /// An operation on `source` that owns `data`; `kind_of` says what to do with it.
     ///
     /// # Safety
-    /// Every pointer in `kind` must point into memory owned by `data` that does not move when
-    /// `data` moves (heap memory of a buffer or a `Box`) and stays valid for the operation's
-    /// access for as long as `data` lives.
-    pub unsafe fn new(source: &'a S, kind: OpKind, data: T) -> Self {
+    /// Every pointer in the `OpKind` that `kind_of` returns must point into memory owned by
+    /// `data` that does not move when `data` moves (heap memory of a buffer or a `Box`) and
+    /// stays valid for the operation's access for as long as `data` lives.
+    pub unsafe fn new(source: &'a S, data: T, kind_of: fn(&mut T) -> OpKind) -> Self {
         Op {
             source,
-            code: OpCode { kind },
+            kind_of,
+            code: None,
             state: S::OpState::default(),
             data: Some(data),
-            started: false,
         }
     }
 }
@@ -145,13 +148,19 @@ impl<S: Source, T: Send + 'static> Future for Op<'_, S, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        assert!(this.data.is_some(), "operation polled after completion");
+        let data = this
+            .data
+            .as_mut()
+            .expect("operation polled after completion");
         if crate::coop::poll_proceed(cx).is_pending() {
             return Poll::Pending;
         }
-        this.started = true;
+        let kind_of = this.kind_of;
+        let code = this.code.get_or_insert_with(|| OpCode {
+            kind: kind_of(data),
+        });
         loop {
-            match this.source.poll_op(&mut this.state, &this.code, cx) {
+            match this.source.poll_op(&mut this.state, code, cx) {
                 // A signal interrupted the syscall: start the operation again.
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
                     this.state = S::OpState::default();
@@ -168,11 +177,8 @@ impl<S: Source, T: Send + 'static> Future for Op<'_, S, T> {
 
 impl<S: Source, T: Send + 'static> Drop for Op<'_, S, T> {
     fn drop(&mut self) {
-        if let Some(data) = self.data.take() {
-            if self.started {
-                self.source
-                    .drop_op(&mut self.state, &self.code, Box::new(data));
-            }
+        if let (Some(data), Some(code)) = (self.data.take(), &self.code) {
+            self.source.drop_op(&mut self.state, code, Box::new(data));
         }
     }
 }

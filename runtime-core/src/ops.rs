@@ -1,7 +1,8 @@
 //! The typed operations: safe async functions that build an [`Op`] over owned memory.
 //!
 //! This is the only place that turns owned buffers into raw pointers for the kernel; every
-//! pointer handed to [`Op::new`] points into the value moved into the same `Op`.
+//! pointer is derived by the `Op` itself, from the value it owns, where that value finally lives
+//! (so no later move of a `Box` it holds invalidates the pointers the kernel was given).
 
 use std::io;
 use std::mem;
@@ -20,16 +21,16 @@ const MAX_LEN: usize = i32::MAX as usize;
 pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SocketAddr)> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut data = Box::new((
+    let data = Box::new((
         storage,
         mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
     ));
-    let kind = OpKind::Accept {
-        addr: &mut data.0,
-        len: &mut data.1,
+    let kind_of = |d: &mut Box<(libc::sockaddr_storage, libc::socklen_t)>| OpKind::Accept {
+        addr: &mut d.0,
+        len: &mut d.1,
     };
-    // SAFETY: both pointers point into the box moved into the op, which keeps them in place.
-    let (res, data) = unsafe { Op::new(source, kind, data) }.await;
+    // SAFETY: both pointers point into the box the op owns, whose heap memory stays in place.
+    let (res, data) = unsafe { Op::new(source, data, kind_of) }.await;
     let fd = res?;
     // SAFETY: the kernel just returned this fd from accept; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -40,22 +41,25 @@ pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SocketAddr)> 
 /// Connects `source`'s socket to `addr`.
 pub async fn connect<S: Source>(source: &S, addr: SocketAddr) -> io::Result<()> {
     let (storage, len) = sockaddr_from_std(&addr);
-    let data = Box::new(storage);
-    let kind = OpKind::Connect { addr: &*data, len };
-    // SAFETY: the pointer points into the box moved into the op.
-    let (res, _) = unsafe { Op::new(source, kind, data) }.await;
+    let data = Box::new((storage, len));
+    let kind_of = |d: &mut Box<(libc::sockaddr_storage, libc::socklen_t)>| OpKind::Connect {
+        addr: &d.0,
+        len: d.1,
+    };
+    // SAFETY: the pointer points into the box the op owns.
+    let (res, _) = unsafe { Op::new(source, data, kind_of) }.await;
     res.map(drop)
 }
 
 /// Receives into `buf` (its whole capacity, from the start); returns the byte count, 0 at EOF.
-pub async fn recv<S: Source, B: IoBufMut>(source: &S, mut buf: B) -> BufResult<usize, B> {
-    let kind = OpKind::Recv {
-        buf: buf.stable_mut_ptr(),
-        len: buf.bytes_total().min(MAX_LEN) as u32,
+pub async fn recv<S: Source, B: IoBufMut>(source: &S, buf: B) -> BufResult<usize, B> {
+    let kind_of = |b: &mut B| OpKind::Recv {
+        buf: b.stable_mut_ptr(),
+        len: b.bytes_total().min(MAX_LEN) as u32,
     };
     // SAFETY: `IoBufMut` promises the pointer stays valid for `bytes_total` bytes while `buf`
-    // lives and moves, and `buf` is moved into the op.
-    let (res, mut buf) = unsafe { Op::new(source, kind, buf) }.await;
+    // lives and moves, and the op owns `buf`.
+    let (res, mut buf) = unsafe { Op::new(source, buf, kind_of) }.await;
     let res = res.map(|n| {
         // SAFETY: the kernel wrote `n <= bytes_total` bytes from the start of the buffer.
         unsafe { buf.set_init(n as usize) };
@@ -66,12 +70,12 @@ pub async fn recv<S: Source, B: IoBufMut>(source: &S, mut buf: B) -> BufResult<u
 
 /// Sends the initialised bytes of `buf`; returns how many were sent.
 pub async fn send<S: Source, B: IoBuf>(source: &S, buf: B) -> BufResult<usize, B> {
-    let kind = OpKind::Send {
-        buf: buf.stable_ptr(),
-        len: buf.bytes_init().min(MAX_LEN) as u32,
+    let kind_of = |b: &mut B| OpKind::Send {
+        buf: b.stable_ptr(),
+        len: b.bytes_init().min(MAX_LEN) as u32,
     };
     // SAFETY: `IoBuf` promises the pointer stays valid for `bytes_init` bytes while `buf` lives.
-    let (res, buf) = unsafe { Op::new(source, kind, buf) }.await;
+    let (res, buf) = unsafe { Op::new(source, buf, kind_of) }.await;
     BufResult(res.map(|n| n as usize), buf)
 }
 
@@ -98,45 +102,51 @@ pub async fn send_all<S: Source, B: IoBuf>(source: &S, mut buf: B) -> BufResult<
 /// The memory of a vectored operation: the buffers, their iovecs and the message header.
 struct Vectored<B> {
     bufs: Vec<B>,
-    _iovecs: Box<[libc::iovec]>,
+    iovecs: Box<[libc::iovec]>,
     msg: Box<libc::msghdr>,
 }
 
-// SAFETY: the raw pointers in `msg` and the iovecs point only into `bufs` and `_iovecs`, which
+// SAFETY: the raw pointers in `msg` and the iovecs point only into `bufs` and `iovecs`, which
 // move with the struct; sending it to another thread sends that memory along with them.
 unsafe impl<B: Send> Send for Vectored<B> {}
 
-fn vectored<B>(bufs: Vec<B>, iovecs: Box<[libc::iovec]>) -> Vectored<B> {
-    // SAFETY: all-zero is a valid msghdr (no name, no control data).
-    let mut msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
-    msg.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iovecs.len() as _;
-    Vectored {
-        bufs,
-        _iovecs: iovecs,
-        msg,
+impl<B> Vectored<B> {
+    fn new(bufs: Vec<B>) -> Self {
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        Vectored {
+            iovecs: vec![empty; bufs.len()].into_boxed_slice(),
+            bufs,
+            // SAFETY: all-zero is a valid msghdr (no name, no control data).
+            msg: Box::new(unsafe { mem::zeroed() }),
+        }
+    }
+
+    /// Points the iovecs at the buffers (`iovec` gives each one's start and length) and the
+    /// header at the iovecs, from where they all live now; returns the header.
+    fn link(&mut self, iovec: impl Fn(&mut B) -> libc::iovec) -> *mut libc::msghdr {
+        for (iov, buf) in self.iovecs.iter_mut().zip(&mut self.bufs) {
+            *iov = iovec(buf);
+        }
+        self.msg.msg_iov = self.iovecs.as_mut_ptr();
+        self.msg.msg_iovlen = self.iovecs.len() as _;
+        &mut *self.msg
     }
 }
 
 /// Receives into several buffers in turn (`readv`); returns the total byte count.
-pub async fn readv<S: Source, B: IoBufMut>(
-    source: &S,
-    mut bufs: Vec<B>,
-) -> BufResult<usize, Vec<B>> {
-    let iovecs: Box<[libc::iovec]> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
+pub async fn readv<S: Source, B: IoBufMut>(source: &S, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+    let kind_of = |v: &mut Vectored<B>| OpKind::RecvMsg {
+        msg: v.link(|b| libc::iovec {
             iov_base: b.stable_mut_ptr().cast(),
             iov_len: b.bytes_total(),
-        })
-        .collect();
-    let mut data = vectored(bufs, iovecs);
-    let kind = OpKind::RecvMsg {
-        msg: &mut *data.msg,
+        }),
     };
     // SAFETY: the header, the iovecs and the buffers they point to are all heap memory owned by
-    // `data`, moved into the op.
-    let (res, data) = unsafe { Op::new(source, kind, data) }.await;
+    // the `Vectored` the op owns.
+    let (res, data) = unsafe { Op::new(source, Vectored::new(bufs), kind_of) }.await;
     let mut bufs = data.bufs;
     let res = res.map(|n| {
         let mut left = n as usize;
@@ -153,17 +163,14 @@ pub async fn readv<S: Source, B: IoBufMut>(
 
 /// Sends the initialised bytes of several buffers in turn (`writev`); returns the byte count.
 pub async fn writev<S: Source, B: IoBuf>(source: &S, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-    let iovecs: Box<[libc::iovec]> = bufs
-        .iter()
-        .map(|b| libc::iovec {
+    let kind_of = |v: &mut Vectored<B>| OpKind::SendMsg {
+        msg: v.link(|b| libc::iovec {
             iov_base: b.stable_ptr() as *mut libc::c_void,
             iov_len: b.bytes_init(),
-        })
-        .collect();
-    let data = vectored(bufs, iovecs);
-    let kind = OpKind::SendMsg { msg: &*data.msg };
+        }),
+    };
     // SAFETY: as in `readv`; the kernel only reads through these pointers.
-    let (res, data) = unsafe { Op::new(source, kind, data) }.await;
+    let (res, data) = unsafe { Op::new(source, Vectored::new(bufs), kind_of) }.await;
     BufResult(res.map(|n| n as usize), data.bufs)
 }
 
@@ -175,6 +182,7 @@ pub async fn shutdown<S: Source>(source: &S, how: std::net::Shutdown) -> io::Res
         std::net::Shutdown::Both => libc::SHUT_RDWR,
     };
     // SAFETY: the operation carries no pointers.
-    let (res, ()) = unsafe { Op::new(source, OpKind::Shutdown { how }, ()) }.await;
+    let (res, _) =
+        unsafe { Op::new(source, how, |how: &mut i32| OpKind::Shutdown { how: *how }) }.await;
     res.map(drop)
 }

@@ -27,6 +27,8 @@ pub struct RuntimeConfig {
     pub wake: WakeStrategy,
     /// Pin reactor `i` to CPU `i % cpus`.
     pub pin_reactors: bool,
+    /// The longest one park may wait, whatever the wake strategy (`None`: unbounded).
+    pub max_park: Option<std::time::Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -37,6 +39,7 @@ impl Default for RuntimeConfig {
             pool_threads: cpus,
             wake: WakeStrategy::default(),
             pin_reactors: false,
+            max_park: None,
         }
     }
 }
@@ -260,6 +263,7 @@ where
         let reactor_config = ReactorConfig {
             index: i,
             wake: config.wake,
+            max_park: config.max_park,
         };
         let pin = config.pin_reactors;
         let spawned = std::thread::Builder::new()
@@ -320,6 +324,7 @@ where
     let reactor_config = ReactorConfig {
         index: 0,
         wake: config.wake,
+        max_park: config.max_park,
     };
     let mut pool_threads = Vec::new();
     let res = run_reactor(driver, reactor_config, |handle| {

@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     index: usize,
     /// Tasks woken from other threads, drained by the reactor every turn.
     remote: Mutex<Vec<TaskId>>,
-    /// Closures handed over from other threads, run by the reactor every turn.
+    /// Closures handed off from other threads, run by the reactor every turn.
     inject: Mutex<Vec<Injected>>,
     park: ParkState,
     unpark: Arc<dyn Unpark>,
@@ -383,6 +383,8 @@ pub struct ReactorConfig {
     pub index: usize,
     /// How foreign threads wake it.
     pub wake: WakeStrategy,
+    /// The longest one park may wait, besides what the wake strategy bounds.
+    pub max_park: Option<Duration>,
 }
 
 /// Runs `future` to completion on the calling thread, with `driver` as its reactor's driver;
@@ -432,7 +434,10 @@ pub fn run_reactor<D: Driver, F: Future>(
     let installed = Installed { local };
     let local = &installed.local;
     let metrics = &shared.metrics;
-    let max_park = config.wake.max_park();
+    let max_park = match (config.wake.max_park(), config.max_park) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 
     let future = make_future(handle);
     let main_flag = TaskWaker::new(MAIN_TASK, &shared);

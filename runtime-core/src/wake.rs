@@ -1,7 +1,7 @@
 //! How a thread that gives a reactor work makes sure the reactor notices it.
 //!
 //! See `docs/wake-strategies.md` for what each costs. The executor applies the strategy to every
-//! cross-thread wake (a task woken, a closure or an operation handed over); the io_uring driver
+//! cross-thread wake (a task woken, a closure or an operation handed off); the io_uring driver
 //! implements the three that need a ring of their own (`SqPoll`, `MsgRing`, `DirectFirst`).
 
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub enum WakeStrategy {
     MsgRing,
     /// io_uring: a foreign thread first tries the operation itself as a nonblocking syscall and
     /// hands it over (as `EventfdIfParked`) only on `EAGAIN`; every other cross-thread wake is
-    /// `EventfdIfParked`'s. The default: a handed-over operation costs two thread hops that a
+    /// `EventfdIfParked`'s. The default: a handed-off operation costs two thread hops that a
     /// pool thread making the syscall itself does not (see `docs/benchmarks.md`).
     #[default]
     DirectFirst,
@@ -63,7 +63,8 @@ impl WakeStrategy {
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+/// A duration written as a whole number and a unit: `ns`, `us`, `ms` or `s` (`"250us"`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().ok()?;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::str::FromStr;
+use std::time::Duration;
 
 use runtime_core::{RuntimeConfig, WakeStrategy};
 
@@ -96,6 +97,11 @@ pub fn backend() -> Option<BackendInfo> {
 /// The environment variable that overrides the backend a program asks for.
 pub const BACKEND_ENV: &str = "RUNTIME_BACKEND";
 
+/// The environment variable that bounds every park (`"1ms"`), as [`Builder::max_park`] does.
+/// For tools that cannot tell that a reactor blocks in `io_uring_enter` (valgrind 3.19 holds
+/// every other thread of the program while one does).
+pub const MAX_PARK_ENV: &str = "RUNTIME_MAX_PARK";
+
 /// Configures and starts a runtime.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
@@ -153,6 +159,13 @@ impl Builder {
         self
     }
 
+    /// The longest a reactor waits in the kernel in one park, whatever the wake strategy
+    /// (default: as long as it has nothing to do). `RUNTIME_MAX_PARK` overrides it.
+    pub fn max_park(mut self, max: Duration) -> Self {
+        self.config.max_park = Some(max);
+        self
+    }
+
     /// Pins reactor `i` to CPU `i % cpus`.
     pub fn pin_reactors(mut self, pin: bool) -> Self {
         self.config.pin_reactors = pin;
@@ -181,7 +194,16 @@ impl Builder {
     }
 
     /// As [`build`](Builder::build), but on exactly `backend`, whatever the environment says.
-    pub(crate) fn pinned(self, backend: Backend, why: String) -> io::Result<Runtime> {
+    pub(crate) fn pinned(mut self, backend: Backend, why: String) -> io::Result<Runtime> {
+        if let Ok(value) = std::env::var(MAX_PARK_ENV) {
+            let max = runtime_core::parse_duration(&value).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{MAX_PARK_ENV}={value:?}: expected a duration such as 1ms"),
+                )
+            })?;
+            self.config.max_park = Some(max);
+        }
         let options = DriverOptions {
             wake: self.config.wake,
             ring_entries: self.ring_entries.unwrap_or(256),

@@ -137,7 +137,7 @@ async fn every_operation_finishes_elsewhere() {
         // readv: the same, into two buffers.
         let s = server.clone();
         let readv: Boxed<_> =
-            Box::pin(async move { s.readv(vec![Vec::with_capacity(3), vec![0u8; 16]]).await });
+            Box::pin(async move { s.readv(vec![vec![0u8; 3], vec![0u8; 16]]).await });
         let BufResult(res, bufs) = move_op(there, readv, async {
             let BufResult(res, _) = client.write_all(b"abcdefg".to_vec()).await;
             res.expect("write");
@@ -260,7 +260,7 @@ async fn an_accept_on_the_pool_delivers_the_connection() {
     let addr = listener.local_addr().expect("addr");
     let client = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
+        s.set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
         s.write_all(b"ping").expect("write");
         let mut reply = [0u8; 4];
@@ -303,7 +303,7 @@ async fn a_socket_dropped_on_the_pool_is_closed_after_its_queued_writes() {
         second
     });
     pool_finished
-        .recv_timeout(Duration::from_secs(10))
+        .recv_timeout(Duration::from_secs(60))
         .expect("the pool task finished");
     let second = pool_task.await.expect("pool task");
     // The first connection gets the write's bytes, if any, then its end: everything the pool
@@ -318,7 +318,7 @@ async fn a_socket_dropped_on_the_pool_is_closed_after_its_queued_writes() {
     let (mut accepted, _) = other.accept().expect("accept");
     second.shutdown(Shutdown::Write).expect("shutdown");
     accepted
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let mut misdelivered = Vec::new();
     accepted.read_to_end(&mut misdelivered).expect("read");
