@@ -11,9 +11,22 @@ use std::alloc::{self, Layout};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
-use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 use parking_lot::Mutex;
+
+/// One entry of the ring, as the kernel lays it out (`struct io_uring_buf`). The `resv` field of
+/// entry 0 is the ring's tail, which the kernel reads while we write other entries: entries are
+/// only ever written through raw pointers to their fields, never through a reference to a whole
+/// entry.
+#[repr(C)]
+struct RawEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<RawEntry>() == 16);
 
 /// The buffer group id of the ring (one ring per io_uring).
 pub(crate) const BUFFER_GROUP: u16 = 0;
@@ -29,7 +42,7 @@ pub(crate) const BUFFER_SIZE: usize = 4096;
 /// drop; the kernel reads `entries` and writes buffers of `memory` only while the io_uring they
 /// were registered with is alive, so this must outlive that ring (or be leaked).
 pub(crate) struct ProvidedBuffers {
-    entries: *mut BufRingEntry,
+    entries: *mut RawEntry,
     memory: *mut u8,
     /// The tail the producer has published so far, under the producer lock.
     tail: Mutex<u16>,
@@ -45,11 +58,8 @@ unsafe impl Send for ProvidedBuffers {}
 unsafe impl Sync for ProvidedBuffers {}
 
 fn entries_layout() -> Layout {
-    Layout::from_size_align(
-        usize::from(BUFFERS) * std::mem::size_of::<BufRingEntry>(),
-        4096,
-    )
-    .expect("valid layout")
+    Layout::from_size_align(usize::from(BUFFERS) * std::mem::size_of::<RawEntry>(), 4096)
+        .expect("valid layout")
 }
 
 fn memory_layout() -> Layout {
@@ -63,7 +73,7 @@ impl ProvidedBuffers {
         // SAFETY: both layouts have a non-zero size.
         let (entries, memory) = unsafe {
             (
-                alloc::alloc_zeroed(entries_layout()).cast::<BufRingEntry>(),
+                alloc::alloc_zeroed(entries_layout()).cast::<RawEntry>(),
                 alloc::alloc_zeroed(memory_layout()),
             )
         };
@@ -119,18 +129,22 @@ impl ProvidedBuffers {
         let mut tail = self.tail.lock();
         let mask = BUFFERS - 1;
         // SAFETY: the index is masked into the ring; only the holder of the lock writes entries
-        // (the single producer), and the kernel reads an entry only once the tail covers it.
+        // (the single producer), the kernel reads an entry only once the tail covers it, and
+        // the fields are written through raw pointers (never a reference to the entry, whose
+        // neighbour field may be the tail the kernel reads).
         unsafe {
-            let entry = &mut *self.entries.add(usize::from(*tail & mask));
-            entry.set_addr(self.memory.add(usize::from(bid) * BUFFER_SIZE) as u64);
-            entry.set_len(BUFFER_SIZE as u32);
-            entry.set_bid(bid);
+            let entry = self.entries.add(usize::from(*tail & mask));
+            let addr = self.memory.add(usize::from(bid) * BUFFER_SIZE) as u64;
+            std::ptr::addr_of_mut!((*entry).addr).write(addr);
+            std::ptr::addr_of_mut!((*entry).len).write(BUFFER_SIZE as u32);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
         *tail = tail.wrapping_add(1);
-        // SAFETY: the tail field lies inside the first entry (`BufRingEntry::tail`), which is
-        // aligned for a u16; the kernel reads it with acquire ordering, so the entry written
-        // above is visible before the new tail.
-        let tail_field = unsafe { &*BufRingEntry::tail(self.entries).cast::<AtomicU16>() };
+        // SAFETY: the tail is entry 0's `resv` field, aligned for a u16 and only accessed
+        // atomically; the kernel reads it with acquire ordering, so the entry written above is
+        // visible before the new tail.
+        let tail_field =
+            unsafe { &*std::ptr::addr_of_mut!((*self.entries).resv).cast::<AtomicU16>() };
         tail_field.store(*tail, Ordering::Release);
     }
 

@@ -284,8 +284,8 @@ fn serve_ours(
         .pool_threads(usize::from(offload))
         .wake(wake)
         .try_block_on(async move {
-            let info = runtime::backend().expect("inside the runtime");
-            if info.backend() != backend {
+            let info = runtime::running_backend().expect("inside the runtime");
+            if runtime::Backend::from(info.kind()) != backend {
                 return Err(io::Error::other(format!("asked for {backend}, got {info}")));
             }
             let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;

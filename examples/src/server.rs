@@ -132,9 +132,9 @@ where
     if args.stats {
         stats::print_on_signal(runtime::reactors());
     }
-    let backend = runtime::backend().expect("inside the runtime");
+    let backend = runtime::running_backend().expect("inside the runtime");
     let mut out = io::stdout().lock();
-    writeln!(out, "listening on {bound} (backend: {})", backend.backend())?;
+    writeln!(out, "listening on {bound} (backend: {})", backend.kind())?;
     out.flush()?;
     drop(out);
     eprintln!("backend: {backend}");

@@ -9,6 +9,18 @@ use std::ops::{Bound, RangeBounds};
 
 /// The result of an I/O operation together with the buffer it was given:
 /// `let BufResult(res, buf) = stream.read(buf).await;`
+///
+/// Where the buffer is not needed after an error, [`into_result`](BufResult::into_result) gives
+/// a plain `io::Result` for `?`:
+///
+/// ```
+/// # use runtime_core::BufResult;
+/// # fn demo(read: BufResult<usize, Vec<u8>>) -> std::io::Result<()> {
+/// let (n, buf) = read.into_result()?;
+/// println!("{:?}", &buf[..n]);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "the buffer comes back in the result; dropping it loses the data"]
 #[derive(Debug)]
 pub struct BufResult<T, B>(pub std::io::Result<T>, pub B);
@@ -17,6 +29,60 @@ impl<T, B> BufResult<T, B> {
     /// Maps the success value, keeping the buffer.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> BufResult<U, B> {
         BufResult(self.0.map(f), self.1)
+    }
+
+    /// Maps the success value with a function that may fail, keeping the buffer.
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> std::io::Result<U>) -> BufResult<U, B> {
+        BufResult(self.0.and_then(f), self.1)
+    }
+
+    /// Maps the error, keeping the buffer (to add context, say).
+    pub fn map_err(self, f: impl FnOnce(std::io::Error) -> std::io::Error) -> BufResult<T, B> {
+        BufResult(self.0.map_err(f), self.1)
+    }
+
+    /// Maps the buffer, keeping the result (a `Slice` back to its inner buffer, say).
+    pub fn map_buffer<C>(self, f: impl FnOnce(B) -> C) -> BufResult<T, C> {
+        BufResult(self.0, f(self.1))
+    }
+
+    /// Whether the operation succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.0.is_ok()
+    }
+
+    /// The result and the buffer, apart.
+    pub fn into_parts(self) -> (std::io::Result<T>, B) {
+        (self.0, self.1)
+    }
+
+    /// The value and the buffer, or the error (the buffer is dropped with it).
+    pub fn into_result(self) -> std::io::Result<(T, B)> {
+        self.0.map(|value| (value, self.1))
+    }
+
+    /// The value and the buffer; panics with the error if the operation failed.
+    #[track_caller]
+    pub fn unwrap(self) -> (T, B) {
+        match self.0 {
+            Ok(value) => (value, self.1),
+            Err(e) => panic!("called `BufResult::unwrap()` on an error: {e}"),
+        }
+    }
+
+    /// The value and the buffer; panics with `msg` and the error if the operation failed.
+    #[track_caller]
+    pub fn expect(self, msg: &str) -> (T, B) {
+        match self.0 {
+            Ok(value) => (value, self.1),
+            Err(e) => panic!("{msg}: {e}"),
+        }
+    }
+}
+
+impl<T, B> From<BufResult<T, B>> for (std::io::Result<T>, B) {
+    fn from(r: BufResult<T, B>) -> Self {
+        r.into_parts()
     }
 }
 
@@ -256,6 +322,33 @@ mod tests {
             s.set_init(3);
         }
         assert_eq!(s.into_inner(), b"abcde");
+    }
+
+    #[test]
+    fn buf_result_helpers_keep_or_give_the_buffer() {
+        let ok = || BufResult(Ok(3usize), vec![1u8, 2, 3]);
+        let err = || BufResult::<usize, _>(Err(std::io::ErrorKind::Other.into()), vec![9u8]);
+        assert_eq!(ok().map(|n| n * 2).unwrap(), (6, vec![1, 2, 3]));
+        assert_eq!(
+            ok().and_then(|n| Ok(n + 1)).expect("ok"),
+            (4, vec![1, 2, 3])
+        );
+        let failed = ok().and_then(|_| Err::<(), _>(std::io::ErrorKind::InvalidData.into()));
+        assert!(!failed.is_ok());
+        assert_eq!(
+            failed.1,
+            vec![1, 2, 3],
+            "the buffer survives a failed and_then"
+        );
+        assert_eq!(ok().map_buffer(|b| b.len()).unwrap(), (3, 3));
+        let (res, buf) = err().into_parts();
+        assert!(res.is_err() && buf == vec![9]);
+        assert!(err().into_result().is_err());
+        assert_eq!(ok().into_result().expect("ok"), (3, vec![1, 2, 3]));
+        let named = err().map_err(|e| std::io::Error::new(e.kind(), "with context"));
+        assert_eq!(named.0.expect_err("err").to_string(), "with context");
+        let (res, buf): (std::io::Result<usize>, Vec<u8>) = ok().into();
+        assert_eq!((res.expect("ok"), buf), (3, vec![1, 2, 3]));
     }
 
     #[test]

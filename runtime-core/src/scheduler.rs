@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     wake: WakeStrategy,
     pub(crate) timers: TimerQueue,
     metrics: Metrics,
+    /// What the layer above attached to the reactor (the facade: which backend runs and why).
+    label: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Shared {
@@ -123,6 +125,17 @@ impl ReactorHandle {
     /// The reactor's index in its runtime.
     pub fn index(&self) -> usize {
         self.shared.index
+    }
+
+    /// Attaches `label` to the reactor, once (later calls are ignored): a value that every
+    /// thread of the runtime can read back with [`label`](ReactorHandle::label).
+    pub fn set_label(&self, label: Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.shared.label.set(label);
+    }
+
+    /// The value attached with [`set_label`](ReactorHandle::set_label), if any.
+    pub fn label(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.shared.label.get()
     }
 
     /// Whether the calling thread is this reactor.
@@ -419,6 +432,7 @@ pub fn run_reactor<D: Driver, F: Future>(
         wake: config.wake,
         timers: TimerQueue::default(),
         metrics: Metrics::default(),
+        label: std::sync::OnceLock::new(),
     });
     let handle = ReactorHandle {
         shared: shared.clone(),

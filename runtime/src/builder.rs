@@ -56,21 +56,55 @@ impl FromStr for Backend {
     }
 }
 
+/// The backend a runtime runs: what [`Backend`] (a request, which may be `Auto`) resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The io_uring ring driver.
+    Uring,
+    /// The epoll readiness driver.
+    Epoll,
+}
+
+impl BackendKind {
+    /// `"uring"` or `"epoll"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Uring => "uring",
+            BackendKind::Epoll => "epoll",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<BackendKind> for Backend {
+    fn from(kind: BackendKind) -> Backend {
+        match kind {
+            BackendKind::Uring => Backend::Uring,
+            BackendKind::Epoll => Backend::Epoll,
+        }
+    }
+}
+
 /// The backend a runtime runs on, and why it was chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendInfo {
-    backend: Backend,
+    kind: BackendKind,
     reason: String,
 }
 
 impl BackendInfo {
-    pub(crate) fn new(backend: Backend, reason: String) -> Self {
-        BackendInfo { backend, reason }
+    pub(crate) fn new(kind: BackendKind, reason: String) -> Self {
+        BackendInfo { kind, reason }
     }
 
-    /// [`Backend::Uring`] or [`Backend::Epoll`]; never `Auto`.
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// io_uring or epoll.
+    pub fn kind(&self) -> BackendKind {
+        self.kind
     }
 
     /// Why this backend: who asked for it, and what was given up or fallen back from.
@@ -81,7 +115,7 @@ impl BackendInfo {
 
 impl fmt::Display for BackendInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.backend, self.reason)
+        write!(f, "{} ({})", self.kind, self.reason)
     }
 }
 
@@ -89,9 +123,13 @@ thread_local! {
     static CURRENT: RefCell<Option<BackendInfo>> = const { RefCell::new(None) };
 }
 
-/// The backend of the runtime running on the calling thread, or `None` outside a runtime.
-pub fn backend() -> Option<BackendInfo> {
-    CURRENT.with(|c| c.borrow().clone())
+/// The backend of the runtime the calling thread belongs to (a reactor or a pool thread), and
+/// why it was chosen; `None` outside a runtime.
+pub fn running_backend() -> Option<BackendInfo> {
+    CURRENT.with(|c| c.borrow().clone()).or_else(|| {
+        let reactor = runtime_core::reactors().into_iter().next()?;
+        reactor.label()?.downcast_ref::<BackendInfo>().cloned()
+    })
 }
 
 /// The environment variable that overrides the backend a program asks for.
@@ -114,7 +152,7 @@ pub struct Builder {
 impl Builder {
     /// A builder with the default settings: [`Backend::Auto`] (overridable by
     /// `RUNTIME_BACKEND`), one reactor and one pool thread per CPU, and
-    /// [`WakeStrategy::EventfdIfParked`].
+    /// [`WakeStrategy::DirectFirst`].
     pub fn new() -> Self {
         Builder::default()
     }
@@ -251,8 +289,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// The backend every reactor will run.
-    pub fn backend(&self) -> Backend {
-        self.backend
+    pub fn backend_kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Epoll => BackendKind::Epoll,
+            Backend::Uring | Backend::Auto => BackendKind::Uring,
+        }
     }
 
     /// Runs `future` on reactor 0 (the calling thread) with the other reactors and the pool
@@ -271,6 +312,14 @@ impl Runtime {
             let (driver, info) = select::create(backend, &why, options)?;
             CURRENT.with(|c| *c.borrow_mut() = Some(info));
             Ok(driver)
+        };
+        // Pool threads read the backend from reactor 0, labelled before anything can run there.
+        let future = async move {
+            let info = CURRENT.with(|c| c.borrow().clone());
+            if let (Some(info), Some(reactor)) = (info, runtime_core::current_reactor()) {
+                reactor.set_label(std::sync::Arc::new(info));
+            }
+            future.await
         };
         runtime_core::run_runtime(&self.config, make_driver, future)
     }

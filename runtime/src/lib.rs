@@ -4,27 +4,31 @@
 //! One executor sits over both, and the sockets are written once, so the same program runs on
 //! either. The cargo features `uring` and `epoll` choose what is compiled in; with both (the
 //! default), the backend is chosen at startup: io_uring if the kernel allows it, epoll
-//! otherwise, and `RUNTIME_BACKEND=uring|epoll` overrides. [`backend()`] says which one runs
+//! otherwise, and `RUNTIME_BACKEND=uring|epoll` overrides. [`running_backend()`] says which one runs
 //! and why.
 //!
 //! ```no_run
 //! use runtime::net::TcpListener;
-//! use runtime::{BufResult, IoBuf};
+//! use runtime::IoBuf;
 //!
 //! #[runtime::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let listener = TcpListener::bind("127.0.0.1:0")?;
 //!     println!("listening on {}", listener.local_addr()?);
 //!     loop {
-//!         let (stream, _) = listener.accept().await?;
+//!         let (stream, peer) = listener.accept().await?;
 //!         runtime::spawn(async move {
 //!             let mut buf = vec![0u8; 4096];
 //!             loop {
-//!                 let BufResult(n, b) = stream.read(buf).await;
-//!                 let Ok(n @ 1..) = n else { return };
-//!                 let BufResult(res, b) = stream.write_all(b.slice(..n)).await;
-//!                 if res.is_err() { return }
-//!                 buf = b.into_inner();
+//!                 let (n, b) = match stream.read(buf).await.into_result() {
+//!                     Ok((0, _)) => return, // the peer closed
+//!                     Ok(read) => read,
+//!                     Err(e) => return eprintln!("{peer}: read: {e}"),
+//!                 };
+//!                 match stream.write_all(b.slice(..n)).await.into_result() {
+//!                     Ok(((), b)) => buf = b.into_inner(),
+//!                     Err(e) => return eprintln!("{peer}: write: {e}"),
+//!                 }
 //!             }
 //!         });
 //!     }
@@ -42,7 +46,7 @@ mod builder;
 pub mod private;
 mod select;
 
-pub use builder::{backend, Backend, BackendInfo, Builder, Runtime};
+pub use builder::{running_backend, Backend, BackendInfo, BackendKind, Builder, Runtime};
 pub use macros::{main, test};
 pub use runtime_core::{
     current_reactor, in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf,

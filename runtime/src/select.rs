@@ -4,7 +4,7 @@ use std::io;
 
 use runtime_core::WakeStrategy;
 
-use crate::builder::{Backend, BackendInfo};
+use crate::builder::{Backend, BackendInfo, BackendKind};
 
 #[cfg(all(feature = "uring", feature = "epoll"))]
 mod types {
@@ -103,8 +103,10 @@ pub(crate) fn create(
             #[cfg(feature = "uring")]
             {
                 let driver = uring(options)?;
-                let info =
-                    BackendInfo::new(Backend::Uring, format!("{why}; {}", driver.description()));
+                let info = BackendInfo::new(
+                    BackendKind::Uring,
+                    format!("{why}; {}", driver.description()),
+                );
                 Ok((driver.into(), info))
             }
             #[cfg(not(feature = "uring"))]
@@ -117,7 +119,7 @@ pub(crate) fn create(
             #[cfg(feature = "epoll")]
             {
                 let _ = options;
-                let info = BackendInfo::new(Backend::Epoll, why.to_string());
+                let info = BackendInfo::new(BackendKind::Epoll, why.to_string());
                 Ok((epoll()?.into(), info))
             }
             #[cfg(not(feature = "epoll"))]

@@ -1,21 +1,24 @@
 //! Choosing the backend: by the program, by `RUNTIME_BACKEND`, and what `backend()` reports.
 
-use runtime::{Backend, Builder};
+use runtime::{Backend, BackendKind, Builder};
 
 #[cfg(feature = "epoll")]
 #[test]
 fn the_requested_backend_runs_and_says_why() {
     let info = Builder::new()
         .backend(Backend::Epoll)
-        .try_block_on(async { runtime::backend() });
+        .try_block_on(async { runtime::running_backend() });
     // RUNTIME_BACKEND is not set by the test runner; if a user sets it, it wins, as documented.
     if std::env::var_os("RUNTIME_BACKEND").is_some() {
         return;
     }
     let info = info.expect("epoll starts").expect("inside the runtime");
-    assert_eq!(info.backend(), Backend::Epoll);
+    assert_eq!(info.kind(), BackendKind::Epoll);
     assert!(info.reason().contains("requested by the program"), "{info}");
-    assert!(runtime::backend().is_none(), "no backend outside a runtime");
+    assert!(
+        runtime::running_backend().is_none(),
+        "no backend outside a runtime"
+    );
 }
 
 /// With a single backend built in, asking for the other is a clear error, not a panic.
@@ -45,9 +48,9 @@ fn child_reports_its_backend() {
     }
     match Builder::new()
         .backend(Backend::Uring)
-        .try_block_on(async { runtime::backend().expect("inside the runtime") })
+        .try_block_on(async { runtime::running_backend().expect("inside the runtime") })
     {
-        Ok(info) => println!("CHILD backend={} reason={}", info.backend(), info.reason()),
+        Ok(info) => println!("CHILD backend={} reason={}", info.kind(), info.reason()),
         Err(e) => println!("CHILD error={e}"),
     }
 }
@@ -99,4 +102,15 @@ fn runtime_backend_overrides_the_program() {
         bad.starts_with("error=RUNTIME_BACKEND: unknown backend"),
         "{bad}"
     );
+}
+
+/// Pool threads report the backend of their runtime too, the same as its reactors.
+#[runtime::test(pool_threads = 1)]
+async fn the_pool_reports_the_runtimes_backend() {
+    let here = runtime::running_backend().expect("on a reactor");
+    let there = runtime::pool::spawn(async { runtime::running_backend() })
+        .await
+        .expect("pool task")
+        .expect("a pool thread knows its runtime's backend");
+    assert_eq!(here, there);
 }

@@ -75,13 +75,9 @@ fn child_under_seccomp() {
             .backend(backend)
             .reactors(1)
             .pool_threads(0)
-            .try_block_on(async { runtime::backend().expect("inside the runtime") })
+            .try_block_on(async { runtime::running_backend().expect("inside the runtime") })
         {
-            Ok(info) => println!(
-                "CHILD {backend}: ran {} ({})",
-                info.backend(),
-                info.reason()
-            ),
+            Ok(info) => println!("CHILD {backend}: ran {} ({})", info.kind(), info.reason()),
             Err(e) => println!("CHILD {backend}: error {e}"),
         }
     }
