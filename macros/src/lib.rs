@@ -36,7 +36,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The test becomes a module of the same name with one test per backend (`name::uring`,
 /// `name::epoll`). A backend the kernel refuses prints why and skips. A watchdog aborts a test
 /// that runs longer than `timeout_secs` (default 120). The runtime has one reactor and one pool
-/// thread unless `reactors = N`, `pool_threads = N`, `wake = "..."` or
+/// thread unless `reactors = N`, `pool_threads = N`, `wake = "..."`, `ring_entries = N` or
 /// `multishot_receive = false` say otherwise.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -82,11 +82,18 @@ fn backend_variant(lit: &LitStr) -> syn::Result<proc_macro2::TokenStream> {
 }
 
 /// Runtime-shape arguments both attributes take: `reactors = N`, `pool_threads = N`,
-/// `wake = "..."`, `multishot_receive = false`. Returns the builder calls they stand for.
+/// `wake = "..."`, `multishot_receive = false`, `ring_entries = N`. Returns the builder calls
+/// they stand for.
 fn shape_arg(
     meta: &syn::meta::ParseNestedMeta<'_>,
     calls: &mut Vec<proc_macro2::TokenStream>,
 ) -> syn::Result<bool> {
+    if meta.path.is_ident("ring_entries") {
+        let n: LitInt = meta.value()?.parse()?;
+        let n: u32 = n.base10_parse()?;
+        calls.push(quote!(.ring_entries(#n)));
+        return Ok(true);
+    }
     if meta.path.is_ident("reactors") || meta.path.is_ident("pool_threads") {
         let n: LitInt = meta.value()?.parse()?;
         let n: usize = n.base10_parse()?;
@@ -142,7 +149,7 @@ fn expand_main(
             Ok(())
         } else {
             Err(meta.error(
-                "unknown #[runtime::main] argument: expected backend, reactors, pool_threads, wake or multishot_receive",
+                "unknown #[runtime::main] argument: expected backend, reactors, pool_threads, wake, multishot_receive or ring_entries",
             ))
         }
     })
@@ -181,7 +188,7 @@ fn expand_test(
             Ok(())
         } else {
             Err(meta.error(
-                "unknown #[runtime::test] argument: expected timeout_secs, reactors, pool_threads, wake or multishot_receive",
+                "unknown #[runtime::test] argument: expected timeout_secs, reactors, pool_threads, wake, multishot_receive or ring_entries",
             ))
         }
     })
