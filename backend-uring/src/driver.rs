@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark, WakeStrategy};
+use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
 use crate::provided::ProvidedBuffers;
 use crate::ring::{set_current, with_current, Ring};
-use crate::setup::{self, RingConfig};
+use crate::setup::{self, RingConfig, RingWake};
 use crate::shared::RingShared;
 use crate::source::RingSource;
 use crate::wake::{EventFd, MsgRingUnpark};
@@ -54,7 +54,13 @@ impl RingDriver {
             true => ProvidedBuffers::register(&built.ring).ok().map(Arc::new),
             false => None,
         };
-        let shared = Arc::new(RingShared::new(id, built.ring.as_raw_fd(), buffers));
+        let direct_first = config.wake == RingWake::DirectFirst;
+        let shared = Arc::new(RingShared::new(
+            id,
+            built.ring.as_raw_fd(),
+            buffers,
+            direct_first,
+        ));
         let ring = Ring::new(
             built.ring,
             built.taskrun_flag,
@@ -62,7 +68,7 @@ impl RingDriver {
             shared.clone(),
         );
         let unpark: Arc<dyn Unpark> = match config.wake {
-            WakeStrategy::MsgRing => Arc::new(MsgRingUnpark::new(shared, eventfd)),
+            RingWake::MsgRing => Arc::new(MsgRingUnpark::new(shared, eventfd)),
             _ => eventfd,
         };
         Ok(RingDriver {

@@ -23,5 +23,5 @@ mod user_data;
 mod wake;
 
 pub use driver::{is_current, RingDriver};
-pub use setup::RingConfig;
+pub use setup::{RingConfig, RingWake};
 pub use source::{HandoffHandle, RingOpState, RingSource};

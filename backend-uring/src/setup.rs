@@ -3,7 +3,6 @@
 use std::io;
 
 use io_uring::{IoUring, Probe};
-use runtime_core::WakeStrategy;
 
 use crate::sqe::REQUIRED_OPCODES;
 
@@ -12,8 +11,9 @@ use crate::sqe::REQUIRED_OPCODES;
 pub struct RingConfig {
     /// Submission queue entries (the completion queue gets twice as many).
     pub entries: u32,
-    /// How other threads wake the ring; `SqPoll` sets the ring up with a kernel SQ thread.
-    pub wake: WakeStrategy,
+    /// How operations from other threads reach the ring; `SqPoll` sets the ring up with a
+    /// kernel SQ thread.
+    pub wake: RingWake,
     /// Receive through one armed multishot receive per socket into provided buffers (where the
     /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
     /// caller's buffer.
@@ -24,10 +24,31 @@ impl Default for RingConfig {
     fn default() -> Self {
         RingConfig {
             entries: 256,
-            wake: WakeStrategy::default(),
+            wake: RingWake::default(),
             multishot_receive: true,
         }
     }
+}
+
+/// How an operation polled off its reactor reaches the ring (the io_uring half of a wake
+/// strategy; the executor's half, whether to write the eventfd, is `runtime_core::Notify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RingWake {
+    /// Handed off through the reactor's queue, pushed on its next turn.
+    Queue,
+    /// A ring with `SQPOLL`: other threads push SQEs into it themselves (under a lock) and wake
+    /// the kernel's SQ thread only if it sleeps.
+    SqPoll {
+        /// How long the SQ thread polls before it sleeps.
+        idle: std::time::Duration,
+    },
+    /// Through the queue; a thread that owns a ring of its own wakes this one with
+    /// `IORING_OP_MSG_RING` instead of its eventfd.
+    MsgRing,
+    /// The calling thread first tries the operation as a nonblocking syscall, and hands it off
+    /// through the queue only on `EAGAIN`.
+    #[default]
+    DirectFirst,
 }
 
 /// A ring and what was given up to get it.
@@ -43,7 +64,7 @@ pub(crate) struct BuiltRing {
 /// those flags (before 6.1), `COOP_TASKRUN | TASKRUN_FLAG`, or a plain ring, recording why.
 pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
     let entries = config.entries.max(2);
-    if let WakeStrategy::SqPoll { idle } = config.wake {
+    if let RingWake::SqPoll { idle } = config.wake {
         // SQPOLL excludes DEFER_TASKRUN, and foreign threads push into its SQ: no SINGLE_ISSUER.
         let idle_ms = idle.as_millis().clamp(1, u32::MAX as u128) as u32;
         let ring = IoUring::builder()
@@ -59,7 +80,7 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
     }
     let built = build_with(entries, &ATTEMPTS)?;
     check_features(&built.ring)?;
-    if config.wake == WakeStrategy::MsgRing {
+    if config.wake == RingWake::MsgRing {
         check_opcodes(
             &built.ring,
             &[(io_uring::opcode::MsgRingData::CODE, "MSG_RING")],

@@ -44,10 +44,18 @@ pub(crate) struct RingShared {
     /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
     /// to register them).
     pub(crate) buffers: Option<Arc<ProvidedBuffers>>,
+    /// Other threads try an operation as a nonblocking syscall before handing it off
+    /// (`RingWake::DirectFirst`).
+    pub(crate) direct_first: bool,
 }
 
 impl RingShared {
-    pub(crate) fn new(id: usize, ring_fd: RawFd, buffers: Option<Arc<ProvidedBuffers>>) -> Self {
+    pub(crate) fn new(
+        id: usize,
+        ring_fd: RawFd,
+        buffers: Option<Arc<ProvidedBuffers>>,
+        direct_first: bool,
+    ) -> Self {
         RingShared {
             id,
             ring_fd,
@@ -57,6 +65,7 @@ impl RingShared {
             handoffs_in_flight: AtomicUsize::new(0),
             drained: AtomicBool::new(false),
             buffers,
+            direct_first,
         }
     }
 

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use runtime_core::{OpCode, Source, WakeStrategy};
+use runtime_core::{OpCode, Source};
 
 use crate::direct::try_direct;
 use crate::handoff::{Handoff, HandoffOp};
@@ -87,14 +87,6 @@ impl RingSource {
         }
     }
 
-    fn strategy(&self) -> WakeStrategy {
-        self.owner
-            .reactor
-            .get()
-            .map(|r| r.wake_strategy())
-            .unwrap_or_default()
-    }
-
     /// The owning ring, if the calling thread is its reactor.
     fn on_owner<R>(&self, f: impl FnOnce(&Ring) -> R) -> Option<R> {
         with_current(|ring| (ring.id() == self.owner.id).then(|| f(ring))).flatten()
@@ -111,7 +103,7 @@ impl RingSource {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
-        if self.strategy() == WakeStrategy::DirectFirst {
+        if self.owner.direct_first {
             if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
                 m.direct_syscalls.add(1);
             }

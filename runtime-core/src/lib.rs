@@ -10,6 +10,7 @@ pub mod coop;
 mod driver;
 mod join;
 pub mod metrics;
+mod notify;
 mod op;
 pub mod ops;
 pub mod park;
@@ -19,12 +20,12 @@ mod scheduler;
 pub mod sys;
 mod task;
 mod timer;
-mod wake;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use notify::Notify;
 pub use op::{Direction, Op, OpCode, OpKind};
 pub use runtime::{
     metrics, reactors, run_runtime, spawn_blocking, spawn_on, spawn_pool, RuntimeConfig,
@@ -34,4 +35,3 @@ pub use scheduler::{
     ReactorConfig, ReactorHandle,
 };
 pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};
-pub use wake::{parse_duration, WakeStrategy};

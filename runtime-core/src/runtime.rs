@@ -12,9 +12,9 @@ use parking_lot::{Condvar, Mutex};
 use crate::driver::Driver;
 use crate::join::JoinHandle;
 use crate::metrics::MetricsSnapshot;
+use crate::notify::Notify;
 use crate::pool::{self, PoolInner};
 use crate::scheduler::{run_reactor, set_timer_home, ReactorConfig, ReactorHandle};
-use crate::wake::WakeStrategy;
 
 /// The shape of a runtime.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct RuntimeConfig {
     /// Worker pool threads.
     pub pool_threads: usize,
     /// How foreign threads wake a reactor.
-    pub wake: WakeStrategy,
+    pub wake: Notify,
     /// Pin reactor `i` to CPU `i % cpus`.
     pub pin_reactors: bool,
     /// The longest one park may wait, whatever the wake strategy (`None`: unbounded).
@@ -37,7 +37,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             reactors: cpus,
             pool_threads: cpus,
-            wake: WakeStrategy::default(),
+            wake: Notify::default(),
             pin_reactors: false,
             max_park: None,
         }

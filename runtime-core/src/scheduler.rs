@@ -17,10 +17,10 @@ use slab::Slab;
 use crate::driver::{Driver, Unpark};
 use crate::join::{JoinHandle, JoinState};
 use crate::metrics::Metrics;
+use crate::notify::Notify;
 use crate::park::ParkState;
 use crate::task::{RawTask, TaskCell, TaskId, TaskWaker, MAIN_TASK};
 use crate::timer::TimerQueue;
-use crate::wake::WakeStrategy;
 
 /// Tasks polled per loop turn before the reactor looks at I/O again, so that a busy task set
 /// cannot starve completions.
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     inject: Mutex<Vec<Injected>>,
     park: ParkState,
     unpark: Arc<dyn Unpark>,
-    wake: WakeStrategy,
+    wake: Notify,
     pub(crate) timers: TimerQueue,
     metrics: Metrics,
     /// What the layer above attached to the reactor (the facade: which backend runs and why).
@@ -67,9 +67,9 @@ impl Shared {
     pub(crate) fn notify(&self) {
         let parked = self.park.notify();
         let write = match self.wake {
-            WakeStrategy::Eventfd => true,
-            WakeStrategy::Timeout(_) => false,
-            _ => parked,
+            Notify::Always => true,
+            Notify::IfParked => parked,
+            Notify::Never(_) => false,
         };
         if write {
             self.unpark.unpark();
@@ -141,11 +141,6 @@ impl ReactorHandle {
     /// Whether the calling thread is this reactor.
     pub fn is_current(&self) -> bool {
         self.shared.is_current()
-    }
-
-    /// How foreign threads wake this reactor.
-    pub fn wake_strategy(&self) -> WakeStrategy {
-        self.shared.wake
     }
 
     /// The reactor's counters.
@@ -395,7 +390,7 @@ pub struct ReactorConfig {
     /// The reactor's index in its runtime.
     pub index: usize,
     /// How foreign threads wake it.
-    pub wake: WakeStrategy,
+    pub wake: Notify,
     /// The longest one park may wait, besides what the wake strategy bounds.
     pub max_park: Option<Duration>,
 }

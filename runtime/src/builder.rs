@@ -7,7 +7,9 @@ use std::io;
 use std::str::FromStr;
 use std::time::Duration;
 
-use runtime_core::{RuntimeConfig, WakeStrategy};
+use runtime_core::RuntimeConfig;
+
+use crate::wake::{parse_duration, WakeStrategy};
 
 use crate::select::{self, DriverOptions};
 
@@ -145,6 +147,7 @@ pub const MAX_PARK_ENV: &str = "RUNTIME_MAX_PARK";
 pub struct Builder {
     backend: Backend,
     config: RuntimeConfig,
+    wake: WakeStrategy,
     ring_entries: Option<u32>,
     one_shot_receive: bool,
 }
@@ -177,7 +180,7 @@ impl Builder {
 
     /// How other threads wake a reactor (see `docs/wake-strategies.md`).
     pub fn wake(mut self, strategy: WakeStrategy) -> Self {
-        self.config.wake = strategy;
+        self.wake = strategy;
         self
     }
 
@@ -234,7 +237,7 @@ impl Builder {
     /// As [`build`](Builder::build), but on exactly `backend`, whatever the environment says.
     pub(crate) fn pinned(mut self, backend: Backend, why: String) -> io::Result<Runtime> {
         if let Ok(value) = std::env::var(MAX_PARK_ENV) {
-            let max = runtime_core::parse_duration(&value).ok_or_else(|| {
+            let max = parse_duration(&value).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("{MAX_PARK_ENV}={value:?}: expected a duration such as 1ms"),
@@ -242,8 +245,9 @@ impl Builder {
             })?;
             self.config.max_park = Some(max);
         }
+        self.config.wake = self.wake.notify();
         let options = DriverOptions {
-            wake: self.config.wake,
+            wake: self.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
             multishot_receive: !self.one_shot_receive,
         };

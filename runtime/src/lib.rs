@@ -45,12 +45,13 @@ mod builder;
 #[doc(hidden)]
 pub mod private;
 mod select;
+mod wake;
 
 pub use builder::{running_backend, Backend, BackendInfo, BackendKind, Builder, Runtime};
 pub use macros::{main, test};
 pub use runtime_core::{
     current_reactor, in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf,
-    IoBufMut, JoinError, JoinHandle, MetricsSnapshot, ReactorHandle, Slice, WakeStrategy,
+    IoBufMut, JoinError, JoinHandle, MetricsSnapshot, ReactorHandle, Slice,
 };
 
 /// The worker pool: `Send` futures and blocking closures off the reactors.
@@ -72,6 +73,7 @@ where
     ::net::serve::<DefaultSource, H, Fut>(addr, handler).await
 }
 pub use select::{DefaultDriver, DefaultSource};
+pub use wake::{parse_duration, WakeStrategy};
 
 /// Timers of the current reactor.
 pub mod time {

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use runtime_core::WakeStrategy;
+use crate::wake::WakeStrategy;
 
 use crate::builder::{Backend, BackendInfo, BackendKind};
 
@@ -44,7 +44,7 @@ pub(crate) struct DriverOptions {
 #[cfg(feature = "uring")]
 fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
     let config = backend_uring::RingConfig {
-        wake: options.wake,
+        wake: options.wake.ring_wake(),
         entries: options.ring_entries,
         multishot_receive: options.multishot_receive,
     };

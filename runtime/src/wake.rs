@@ -1,10 +1,13 @@
 //! How a thread that gives a reactor work makes sure the reactor notices it.
 //!
-//! See `docs/wake-strategies.md` for what each costs. The executor applies the strategy to every
-//! cross-thread wake (a task woken, a closure or an operation handed off); the io_uring driver
-//! implements the three that need a ring of their own (`SqPoll`, `MsgRing`, `DirectFirst`).
+//! See `docs/wake-strategies.md` for what each costs. A strategy is two choices: what the
+//! executor does for every cross-thread wake (a task woken, a closure or an operation handed
+//! off: [`Notify`]), and, on io_uring, how an operation is handed to the ring (`RingWake`: a
+//! queue, a kernel SQ thread, `MSG_RING`, or the syscall tried first).
 
 use std::time::Duration;
+
+use runtime_core::Notify;
 
 /// What a foreign thread does after it queued work for a reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,11 +57,29 @@ impl WakeStrategy {
         })
     }
 
-    /// The longest a reactor may block, if the strategy bounds it.
-    pub fn max_park(&self) -> Option<Duration> {
-        match self {
-            WakeStrategy::Timeout(d) => Some(*d),
-            _ => None,
+    /// What the executor does for every cross-thread wake.
+    pub(crate) fn notify(&self) -> Notify {
+        match *self {
+            WakeStrategy::Eventfd => Notify::Always,
+            WakeStrategy::Timeout(d) => Notify::Never(d),
+            WakeStrategy::EventfdIfParked
+            | WakeStrategy::SqPoll { .. }
+            | WakeStrategy::MsgRing
+            | WakeStrategy::DirectFirst => Notify::IfParked,
+        }
+    }
+
+    /// How the io_uring driver takes operations from other threads.
+    #[cfg(feature = "uring")]
+    pub(crate) fn ring_wake(&self) -> backend_uring::RingWake {
+        use backend_uring::RingWake;
+        match *self {
+            WakeStrategy::Eventfd | WakeStrategy::EventfdIfParked | WakeStrategy::Timeout(_) => {
+                RingWake::Queue
+            }
+            WakeStrategy::SqPoll { idle } => RingWake::SqPoll { idle },
+            WakeStrategy::MsgRing => RingWake::MsgRing,
+            WakeStrategy::DirectFirst => RingWake::DirectFirst,
         }
     }
 }
