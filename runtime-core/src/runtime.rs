@@ -254,105 +254,33 @@ where
     let make_driver = Arc::new(make_driver);
     let startup = Arc::new(Startup::default());
     startup.update(|s| s.handles = vec![None; n]);
-    let stops: Vec<Arc<Stop>> = (1..n).map(|_| Arc::default()).collect();
-
-    let mut threads = Vec::new();
-    for (i, stop) in (1..n).zip(&stops) {
-        let (make_driver, stop) = (make_driver.clone(), stop.clone());
-        let thread_startup = startup.clone();
-        let reactor_config = ReactorConfig {
-            index: i,
-            wake: config.wake,
-            max_park: config.max_park,
-        };
-        let pin = config.pin_reactors;
-        let spawned = std::thread::Builder::new()
-            .name(format!("reactor-{i}"))
-            .spawn(move || {
-                let startup = thread_startup;
-                if pin {
-                    pin_to_cpu(i);
-                }
-                let driver = match make_driver(i) {
-                    Ok(d) => d,
-                    Err(e) => return startup.publish(i, Err(e)),
-                };
-                let res = run_reactor(driver, reactor_config, |handle| {
-                    startup.publish(i, Ok(handle));
-                    async move {
-                        let ctx = startup.wait_context();
-                        let _entered = ctx.as_ref().map(Entered::new);
-                        if ctx.is_some() {
-                            stop.wait().await;
-                        }
-                    }
-                });
-                if let Err(e) = res {
-                    eprintln!("reactor {i} failed: {e}");
-                }
-            });
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => startup.publish(i, Err(e)),
-        }
-    }
-
-    let stop_reactors = |threads: Vec<std::thread::JoinHandle<()>>| {
-        for stop in &stops {
-            stop.stop();
-        }
-        for t in threads {
-            let _ = t.join();
-        }
-    };
-
+    let others = OtherReactors::start(config, &make_driver, &startup);
     if config.pin_reactors {
         pin_to_cpu(0);
     }
     let driver = match make_driver(0) {
         Ok(d) => d,
         Err(e) => {
-            startup.publish(
-                0,
-                Err(io::Error::new(e.kind(), "reactor 0 failed to start")),
-            );
-            stop_reactors(threads);
+            let failed = io::Error::new(e.kind(), "reactor 0 failed to start");
+            startup.publish(0, Err(failed));
+            others.stop();
             return Err(e);
         }
     };
-    let pool = Arc::new(PoolInner::default());
-    let reactor_config = ReactorConfig {
-        index: 0,
-        wake: config.wake,
-        max_park: config.max_park,
-    };
-    let mut pool_threads = Vec::new();
-    let res = run_reactor(driver, reactor_config, |handle| {
+    let res = run_reactor(driver, reactor_config(config, 0), |handle| {
         startup.publish(0, Ok(handle));
         let ctx = startup.wait_handles().map(|reactors| {
             let ctx = Arc::new(Context {
                 reactors,
-                pool: pool.clone(),
+                pool: Arc::new(PoolInner::default()),
             });
             startup.update(|s| s.context = Some(ctx.clone()));
             ctx
         });
-        if let Ok(ctx) = &ctx {
-            for p in 0..config.pool_threads {
-                let ctx = ctx.clone();
-                let spawned =
-                    std::thread::Builder::new()
-                        .name(format!("pool-{p}"))
-                        .spawn(move || {
-                            let _entered = Entered::new(&ctx);
-                            set_timer_home(&ctx.reactors[0]);
-                            ctx.pool.work();
-                        });
-                if let Ok(t) = spawned {
-                    pool_threads.push(t);
-                }
-            }
-        }
+        let pool = ctx
+            .as_ref()
+            .ok()
+            .map(|ctx| Pool::start(ctx, config.pool_threads));
         let entered = ctx.as_ref().ok().map(Entered::new);
         async move {
             let _entered = entered;
@@ -363,15 +291,124 @@ where
             // Stop and join the pool while reactor 0 still runs, so that no pool task registers
             // with it (a timer, say) after it is torn down. Pool threads block on a condvar,
             // never on a reactor, so joining them here cannot wait on reactor 0 itself.
-            pool.shutdown();
-            for t in pool_threads {
-                let _ = t.join();
+            if let Some(pool) = pool {
+                pool.stop();
             }
             output
         }
     });
     // The other reactors stop after reactor 0's driver is gone: a wake from here must not be
     // a `MSG_RING` that waits in reactor 0's ring for a submission that would never come.
-    stop_reactors(threads);
+    others.stop();
     res?
+}
+
+fn reactor_config(config: &RuntimeConfig, index: usize) -> ReactorConfig {
+    ReactorConfig {
+        index,
+        wake: config.wake,
+        max_park: config.max_park,
+    }
+}
+
+/// Reactors 1..N, each on a thread of its own, running until stopped.
+struct OtherReactors {
+    stops: Vec<Arc<Stop>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl OtherReactors {
+    /// Starts them; each publishes its handle (or why it failed) to `startup`.
+    fn start<D, M>(config: &RuntimeConfig, make_driver: &Arc<M>, startup: &Arc<Startup>) -> Self
+    where
+        D: Driver,
+        M: Fn(usize) -> io::Result<D> + Send + Sync + 'static,
+    {
+        let n = config.reactors.max(1);
+        let stops: Vec<Arc<Stop>> = (1..n).map(|_| Arc::default()).collect();
+        let mut threads = Vec::new();
+        for (i, stop) in (1..n).zip(&stops) {
+            let (make_driver, stop) = (make_driver.clone(), stop.clone());
+            let thread_startup = startup.clone();
+            let reactor_config = reactor_config(config, i);
+            let pin = config.pin_reactors;
+            let spawned = std::thread::Builder::new()
+                .name(format!("reactor-{i}"))
+                .spawn(move || {
+                    let startup = thread_startup;
+                    if pin {
+                        pin_to_cpu(i);
+                    }
+                    let driver = match make_driver(i) {
+                        Ok(d) => d,
+                        Err(e) => return startup.publish(i, Err(e)),
+                    };
+                    let res = run_reactor(driver, reactor_config, |handle| {
+                        startup.publish(i, Ok(handle));
+                        async move {
+                            let ctx = startup.wait_context();
+                            let _entered = ctx.as_ref().map(Entered::new);
+                            if ctx.is_some() {
+                                stop.wait().await;
+                            }
+                        }
+                    });
+                    if let Err(e) = res {
+                        eprintln!("reactor {i} failed: {e}");
+                    }
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => startup.publish(i, Err(e)),
+            }
+        }
+        OtherReactors { stops, threads }
+    }
+
+    /// Stops them and joins their threads.
+    fn stop(self) {
+        for stop in &self.stops {
+            stop.stop();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The pool's threads.
+struct Pool {
+    inner: Arc<PoolInner>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(ctx: &Arc<Context>, n: usize) -> Self {
+        let mut threads = Vec::new();
+        for p in 0..n {
+            let ctx = ctx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pool-{p}"))
+                .spawn(move || {
+                    let _entered = Entered::new(&ctx);
+                    set_timer_home(&ctx.reactors[0]);
+                    ctx.pool.work();
+                });
+            if let Ok(t) = spawned {
+                threads.push(t);
+            }
+        }
+        Pool {
+            inner: ctx.pool.clone(),
+            threads,
+        }
+    }
+
+    /// Stops the threads after the jobs they run, and joins them.
+    fn stop(self) {
+        self.inner.shutdown();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
 }

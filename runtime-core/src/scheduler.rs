@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +46,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(config: &ReactorConfig, unpark: Arc<dyn Unpark>) -> Arc<Self> {
+        Arc::new(Shared {
+            index: config.index,
+            remote: Mutex::new(Vec::new()),
+            inject: Mutex::new(Vec::new()),
+            park: ParkState::default(),
+            unpark,
+            wake: config.wake,
+            timers: TimerQueue::default(),
+            metrics: Metrics::default(),
+            label: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Queues task `id` on this reactor, from any thread.
     pub(crate) fn schedule(&self, id: TaskId) {
         let queued_locally = with_local(|local| {
@@ -316,6 +330,42 @@ impl Local {
         }
     }
 
+    /// The start of a loop turn: what other threads queued joins the run queue.
+    fn begin_turn(&self) {
+        self.shared.metrics.loop_turns.add_local(1);
+        self.shared.park.take_notified();
+        self.drain_remote();
+    }
+
+    /// Polls up to [`TASKS_PER_TURN`] queued tasks; the main future's output if it completed.
+    fn run_queued<F: Future>(&self, main: &mut MainTask<F>) -> Option<F::Output> {
+        for _ in 0..TASKS_PER_TURN {
+            let id = self.pop()?;
+            if id == MAIN_TASK {
+                if let Poll::Ready(output) = main.poll() {
+                    return Some(output);
+                }
+            } else {
+                self.run_task(id);
+            }
+        }
+        None
+    }
+
+    /// How long the turn's park may wait: not at all with tasks still queued, else until the
+    /// earliest timer or `max_park`.
+    fn park_timeout(&self, max_park: Option<Duration>) -> Option<Duration> {
+        if !self.run_queue.borrow().is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timer = self
+            .shared
+            .timers
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        earliest(timer, max_park)
+    }
+
     fn pop(&self) -> Option<TaskId> {
         self.run_queue.borrow_mut().pop_front()
     }
@@ -372,6 +422,20 @@ struct Installed {
     local: Rc<Local>,
 }
 
+impl Installed {
+    /// Makes a reactor's local state the calling thread's, until dropped.
+    fn new(shared: &Arc<Shared>) -> Self {
+        let local = Rc::new(Local {
+            shared: shared.clone(),
+            run_queue: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Slab::new()),
+            next_generation: Cell::new(0),
+        });
+        CURRENT.with(|current| *current.borrow_mut() = Some(local.clone()));
+        Installed { local }
+    }
+}
+
 impl Drop for Installed {
     fn drop(&mut self) {
         self.local.cancel_all();
@@ -418,93 +482,78 @@ pub fn run_reactor<D: Driver, F: Future>(
         !in_runtime(),
         "cannot start a runtime inside a runtime: `block_on` was called from a reactor thread"
     );
-    let shared = Arc::new(Shared {
-        index: config.index,
-        remote: Mutex::new(Vec::new()),
-        inject: Mutex::new(Vec::new()),
-        park: ParkState::default(),
-        unpark: driver.unparker(),
-        wake: config.wake,
-        timers: TimerQueue::default(),
-        metrics: Metrics::default(),
-        label: std::sync::OnceLock::new(),
-    });
+    let shared = Shared::new(&config, driver.unparker());
     let handle = ReactorHandle {
         shared: shared.clone(),
     };
-    let local = Rc::new(Local {
-        shared: shared.clone(),
-        run_queue: RefCell::new(VecDeque::new()),
-        tasks: RefCell::new(Slab::new()),
-        next_generation: Cell::new(0),
-    });
     let _enter = driver.enter(&handle);
-    CURRENT.with(|current| *current.borrow_mut() = Some(local.clone()));
-    let installed = Installed { local };
+    let installed = Installed::new(&shared);
     let local = &installed.local;
-    let metrics = &shared.metrics;
-    let max_park = match (config.wake.max_park(), config.max_park) {
+    let max_park = earliest(config.wake.max_park(), config.max_park);
+    let mut main = MainTask::new(make_future(handle), &shared);
+    loop {
+        local.begin_turn();
+        if let Some(output) = local.run_queued(&mut main) {
+            drop(installed);
+            return Ok(output);
+        }
+        park(&mut driver, &shared, local.park_timeout(max_park))?;
+        shared.timers.fire(Instant::now());
+    }
+}
+
+/// The earlier of two optional bounds.
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
+    }
+}
 
-    let future = make_future(handle);
-    let main_flag = TaskWaker::new(MAIN_TASK, &shared);
-    let main_waker = Waker::from(main_flag.clone());
-    let mut main_cx = Context::from_waker(&main_waker);
-    let mut future = pin!(future);
-    main_flag.scheduled.store(true, Ordering::Release);
-    local.run_queue.borrow_mut().push_back(MAIN_TASK);
+/// The future `block_on` runs: polled as a task of its own, woken like one.
+struct MainTask<F: Future> {
+    future: Pin<Box<F>>,
+    flag: Arc<TaskWaker>,
+    waker: Waker,
+}
 
-    loop {
-        metrics.loop_turns.add_local(1);
-        shared.park.take_notified();
-        local.drain_remote();
-        for _ in 0..TASKS_PER_TURN {
-            let Some(id) = local.pop() else { break };
-            if id == MAIN_TASK {
-                main_flag.scheduled.store(false, Ordering::Release);
-                if let Poll::Ready(output) =
-                    crate::coop::budgeted(|| future.as_mut().poll(&mut main_cx))
-                {
-                    drop(installed);
-                    return Ok(output);
-                }
-            } else {
-                local.run_task(id);
-            }
+impl<F: Future> MainTask<F> {
+    /// The main task, queued to run first.
+    fn new(future: F, shared: &Arc<Shared>) -> Self {
+        let flag = TaskWaker::new(MAIN_TASK, shared);
+        flag.scheduled.store(true, Ordering::Release);
+        with_local(|local| local.run_queue.borrow_mut().push_back(MAIN_TASK));
+        MainTask {
+            future: Box::pin(future),
+            waker: Waker::from(flag.clone()),
+            flag,
         }
+    }
 
-        let busy = !local.run_queue.borrow().is_empty();
-        let timeout = if busy {
-            Some(Duration::ZERO)
-        } else {
-            let timer = shared
-                .timers
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            match (timer, max_park) {
-                (Some(t), Some(m)) => Some(t.min(m)),
-                (t, m) => t.or(m),
-            }
-        };
-        let blocking = timeout != Some(Duration::ZERO) && shared.park.begin_park();
-        if blocking {
-            metrics.parks.add_local(1);
-        }
-        let res = driver.park(if blocking {
-            timeout
-        } else {
-            Some(Duration::ZERO)
-        });
-        if blocking {
-            shared.park.end_park();
-        }
-        match res {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        shared.timers.fire(Instant::now());
+    fn poll(&mut self) -> Poll<F::Output> {
+        self.flag.scheduled.store(false, Ordering::Release);
+        let mut cx = Context::from_waker(&self.waker);
+        crate::coop::budgeted(|| self.future.as_mut().poll(&mut cx))
+    }
+}
+
+/// Waits in the driver at most `timeout`, announcing the wait to other threads (the parking
+/// protocol) unless it is a poll that does not block.
+fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -> io::Result<()> {
+    let blocking = timeout != Some(Duration::ZERO) && shared.park.begin_park();
+    if blocking {
+        shared.metrics.parks.add_local(1);
+    }
+    let res = driver.park(if blocking {
+        timeout
+    } else {
+        Some(Duration::ZERO)
+    });
+    if blocking {
+        shared.park.end_park();
+    }
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+        _ => Ok(()),
     }
 }
