@@ -21,7 +21,7 @@ const EVENTS_PER_WAIT: usize = 1024;
 
 /// What sources registered on this driver share with it.
 #[derive(Debug)]
-pub(crate) struct Inner {
+pub(crate) struct EpollShared {
     pub(crate) registry: Registry,
     /// Registered fds by token.
     pub(crate) sources: Mutex<Slab<Arc<ScheduledIo>>>,
@@ -29,7 +29,7 @@ pub(crate) struct Inner {
     pub(crate) reactor: std::sync::OnceLock<ReactorHandle>,
 }
 
-impl Inner {
+impl EpollShared {
     /// The running reactor's counters, if it has started.
     pub(crate) fn metrics(&self) -> Option<&runtime_core::Metrics> {
         self.reactor.get().map(ReactorHandle::metrics)
@@ -37,11 +37,11 @@ impl Inner {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<EpollShared>>> = const { RefCell::new(None) };
 }
 
 /// The driver entered on the calling thread.
-pub(crate) fn current() -> Option<Arc<Inner>> {
+pub(crate) fn current() -> Option<Arc<EpollShared>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
@@ -55,7 +55,7 @@ pub fn is_current() -> bool {
 pub struct EpollDriver {
     poll: Poll,
     events: Events,
-    inner: Arc<Inner>,
+    shared: Arc<EpollShared>,
     waker: Arc<WakeHandle>,
     /// The fds found ready by one wait, with what to wake: (read closed?, write closed?).
     ready: Vec<Readiness>,
@@ -79,7 +79,7 @@ impl EpollDriver {
     pub fn new() -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(WakeHandle(Waker::new(poll.registry(), WAKE_TOKEN)?));
-        let inner = Arc::new(Inner {
+        let shared = Arc::new(EpollShared {
             registry: poll.registry().try_clone()?,
             sources: Mutex::new(Slab::new()),
             reactor: std::sync::OnceLock::new(),
@@ -87,7 +87,7 @@ impl EpollDriver {
         Ok(EpollDriver {
             poll,
             events: Events::with_capacity(EVENTS_PER_WAIT),
-            inner,
+            shared,
             waker,
             ready: Vec::new(),
         })
@@ -102,7 +102,7 @@ impl Driver for EpollDriver {
     }
 
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if let Some(m) = self.inner.metrics() {
+        if let Some(m) = self.shared.metrics() {
             m.driver_waits.add_local(1);
         }
         self.poll.poll(&mut self.events, timeout)?;
@@ -113,7 +113,7 @@ impl Driver for EpollDriver {
         // pool task whose last waker this was), and its sockets' drops take the lock again.
         let mut ready = std::mem::take(&mut self.ready);
         {
-            let sources = self.inner.sources.lock();
+            let sources = self.shared.sources.lock();
             for event in self.events.iter() {
                 let Some(io) = sources.get(event.token().0) else {
                     continue; // the wake token, or a source dropped since
@@ -143,8 +143,8 @@ impl Driver for EpollDriver {
     }
 
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
-        let _ = self.inner.reactor.set(reactor.clone());
-        let prev = CURRENT.with(|c| c.borrow_mut().replace(self.inner.clone()));
+        let _ = self.shared.reactor.set(reactor.clone());
+        let prev = CURRENT.with(|c| c.borrow_mut().replace(self.shared.clone()));
         EnterGuard::new(move || CURRENT.with(|c| *c.borrow_mut() = prev))
     }
 }
@@ -190,7 +190,7 @@ mod tests {
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
             let mut driver = EpollDriver::new().expect("epoll");
-            let prev = CURRENT.with(|c| c.borrow_mut().replace(driver.inner.clone()));
+            let prev = CURRENT.with(|c| c.borrow_mut().replace(driver.shared.clone()));
             let (ours, peer) = socket_pair();
             let (other, _other_peer) = socket_pair();
             let reader = EpollSource::new(ours).expect("register");

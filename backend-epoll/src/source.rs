@@ -11,7 +11,7 @@ use mio::{Interest, Token};
 use runtime_core::{Direction, OpCode, OpKind, Source};
 
 use crate::attempt::{attempt, EpollOpState};
-use crate::driver::{current, Inner};
+use crate::driver::{current, EpollShared};
 use crate::readiness::{Readiness, ScheduledIo};
 
 /// An fd registered (edge-triggered, both directions) with an [`EpollDriver`](crate::EpollDriver).
@@ -20,7 +20,7 @@ pub struct EpollSource {
     fd: OwnedFd,
     token: usize,
     io: Arc<ScheduledIo>,
-    driver: Arc<Inner>,
+    driver: Arc<EpollShared>,
 }
 
 impl EpollSource {
@@ -56,7 +56,7 @@ fn drained(kind: &OpKind, n: u32) -> bool {
 
 impl EpollSource {
     /// Registers `fd` (edge-triggered, both directions) with `driver`.
-    fn register(driver: Arc<Inner>, fd: OwnedFd) -> io::Result<Self> {
+    fn register(driver: Arc<EpollShared>, fd: OwnedFd) -> io::Result<Self> {
         let io = Arc::new(ScheduledIo::default());
         let token = driver.sources.lock().insert(io.clone());
         let interest = Interest::READABLE | Interest::WRITABLE;

@@ -27,15 +27,15 @@ use crate::timer::TimerQueue;
 const TASKS_PER_TURN: usize = 128;
 
 /// Work handed to a reactor from another thread: run on the reactor thread.
-type Injected = Box<dyn FnOnce() + Send>;
+type HandedOff = Box<dyn FnOnce() + Send>;
 
 /// The part of a reactor that other threads reach: through wakers, timers and handles.
 pub(crate) struct Shared {
     index: usize,
     /// Tasks woken from other threads, drained by the reactor every turn.
-    remote: Mutex<Vec<TaskId>>,
+    woken: Mutex<Vec<TaskId>>,
     /// Closures handed off from other threads, run by the reactor every turn.
-    inject: Mutex<Vec<Injected>>,
+    handoffs: Mutex<Vec<HandedOff>>,
     park: ParkState,
     unpark: Arc<dyn Unpark>,
     wake: Notify,
@@ -49,8 +49,8 @@ impl Shared {
     fn new(config: &ReactorConfig, unpark: Arc<dyn Unpark>) -> Arc<Self> {
         Arc::new(Shared {
             index: config.index,
-            remote: Mutex::new(Vec::new()),
-            inject: Mutex::new(Vec::new()),
+            woken: Mutex::new(Vec::new()),
+            handoffs: Mutex::new(Vec::new()),
             park: ParkState::default(),
             unpark,
             wake: config.wake,
@@ -71,7 +71,7 @@ impl Shared {
             }
         });
         if queued_locally != Some(true) {
-            self.remote.lock().push(id);
+            self.woken.lock().push(id);
             self.metrics.handoffs.add(1);
             self.notify();
         }
@@ -171,7 +171,7 @@ impl ReactorHandle {
 
     /// Runs `f` on the reactor thread, during its next loop turn.
     pub fn run(&self, f: impl FnOnce() + Send + 'static) {
-        self.shared.inject.lock().push(Box::new(f));
+        self.shared.handoffs.lock().push(Box::new(f));
         self.notify();
     }
 
@@ -181,7 +181,7 @@ impl ReactorHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (handle, start) = RemoteSpawn::new(future);
+        let (handle, start) = HandedOffSpawn::new(future);
         self.run(move || start.start());
         handle
     }
@@ -189,13 +189,13 @@ impl ReactorHandle {
 
 /// A task created on one thread and started on a reactor: its handle exists before the
 /// reactor has it, so the output slot is made here and filled there.
-struct RemoteSpawn<F: Future> {
+struct HandedOffSpawn<F: Future> {
     future: F,
     join: Arc<JoinState<F::Output>>,
     waker: Arc<crate::task::DeferredWaker>,
 }
 
-impl<F> RemoteSpawn<F>
+impl<F> HandedOffSpawn<F>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -205,7 +205,7 @@ where
         let join = JoinState::new(Waker::from(waker.clone()));
         (
             JoinHandle::new(join.clone()),
-            RemoteSpawn {
+            HandedOffSpawn {
                 future,
                 join,
                 waker,
@@ -215,7 +215,7 @@ where
 
     fn start(self) {
         with_local(|local| local.spawn_with(self.future, self.join, &self.waker))
-            .expect("injected closures run on their reactor");
+            .expect("handed-off closures run on their reactor");
     }
 }
 
@@ -319,14 +319,14 @@ impl Local {
         }
     }
 
-    fn drain_remote(&self) {
-        let injected = std::mem::take(&mut *self.shared.inject.lock());
-        for f in injected {
+    fn drain_handoffs(&self) {
+        let handed_off = std::mem::take(&mut *self.shared.handoffs.lock());
+        for f in handed_off {
             f();
         }
-        let mut remote = self.shared.remote.lock();
-        if !remote.is_empty() {
-            self.run_queue.borrow_mut().extend(remote.drain(..));
+        let mut woken = self.shared.woken.lock();
+        if !woken.is_empty() {
+            self.run_queue.borrow_mut().extend(woken.drain(..));
         }
     }
 
@@ -334,7 +334,7 @@ impl Local {
     fn begin_turn(&self) {
         self.shared.metrics.loop_turns.add_local(1);
         self.shared.park.take_notified();
-        self.drain_remote();
+        self.drain_handoffs();
     }
 
     /// Polls up to [`TASKS_PER_TURN`] queued tasks; the main future's output if it completed.
@@ -442,8 +442,8 @@ impl Drop for Installed {
         // Wakers left in the reactor's queues may own tasks that own the reactor's state (a
         // cycle): drop them with the reactor.
         self.local.shared.timers.clear();
-        drop(std::mem::take(&mut *self.local.shared.inject.lock()));
-        self.local.shared.remote.lock().clear();
+        drop(std::mem::take(&mut *self.local.shared.handoffs.lock()));
+        self.local.shared.woken.lock().clear();
         CURRENT.with(|current| current.borrow_mut().take());
     }
 }

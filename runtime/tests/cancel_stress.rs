@@ -12,18 +12,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::pair;
+use common::{pair, scaled};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
-
-fn scaled(n: usize) -> usize {
-    let divisor: usize = std::env::var("STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    (n / divisor.max(1)).max(1)
-}
 
 /// A deterministic xorshift generator: the same drops on every run.
 struct Rng(Cell<u64>);

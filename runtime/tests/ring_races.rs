@@ -11,17 +11,9 @@ use std::sync::Arc;
 
 mod common;
 
-use common::spawn_echo_server;
+use common::{scaled, spawn_echo_server};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
-
-fn scaled(n: usize) -> usize {
-    let divisor: usize = std::env::var("STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    (n / divisor.max(1)).max(1)
-}
 
 /// Round trips of numbered messages through `stream`, each reply checked.
 async fn round_trips(stream: TcpStream, rounds: usize, client: usize) {

@@ -6,6 +6,16 @@ use std::net::SocketAddr;
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
 
+/// `n` divided by `STRESS_SCALE` (at least 1): CI runs the stress suites under valgrind with a
+/// larger divisor.
+pub fn scaled(n: usize) -> usize {
+    let divisor: usize = std::env::var("STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    (n / divisor.max(1)).max(1)
+}
+
 /// A connected pair on 127.0.0.1: (client, server).
 pub async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
