@@ -79,6 +79,11 @@ impl RingDriver {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
     /// How the ring was set up, and what was given up (flags the kernel refused), if anything.
     pub fn description(&self) -> &str {
         &self.description

@@ -143,7 +143,7 @@ impl Ring {
     fn try_push(&self, entry: &squeue::Entry) -> bool {
         let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
         for attempt in 0..2 {
-            if attempt == 1 && self.ring.submit().is_err() {
+            if attempt == 1 && self.submit_to_make_room().is_err() {
                 return false;
             }
             // SAFETY: the SQ is ours alone here (the `ring` invariant: reactor thread, or the
@@ -158,6 +158,16 @@ impl Ring {
             }
         }
         false
+    }
+
+    /// Submits what the SQ holds, without waiting, so that a push finds room.
+    fn submit_to_make_room(&self) -> io::Result<usize> {
+        #[cfg(test)]
+        if tests::REFUSED_SUBMITS.with(|n| n.get()) > 0 {
+            tests::REFUSED_SUBMITS.with(|n| n.set(n.get() - 1));
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        self.ring.submit()
     }
 
     /// Moves the backlog into the SQ as far as it fits; `true` if it is empty now.
@@ -205,7 +215,7 @@ impl Ring {
     }
 
     /// Closes `fd` through the ring, with the next submission. The fd must not be used again.
-    fn close(&self, fd: RawFd) {
+    pub(crate) fn close(&self, fd: RawFd) {
         self.closes_in_flight.set(self.closes_in_flight.get() + 1);
         let close = opcode::Close::new(types::Fd(fd)).build();
         self.push(close.user_data(UserData::Close.encode()));
@@ -481,5 +491,65 @@ impl Ring {
             // (`wake_buf`'s invariant).
             drop(unsafe { Box::from_raw(self.wake_buf) });
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::Cell;
+    use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+    use std::time::Duration;
+
+    use crate::driver::RingDriver;
+    use crate::setup::RingConfig;
+
+    thread_local! {
+        /// How many of the next early submits (a push finding the SQ full) the kernel "refuses".
+        pub(crate) static REFUSED_SUBMITS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD only reads the fd table.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    /// A push that finds the SQ full while the kernel refuses to take more (`EBUSY` while the
+    /// CQ overflows, or any other error) neither panics nor reaps inside the push: it waits in
+    /// the backlog, and the next turn submits it, after everything pushed before it.
+    #[test]
+    fn pushes_the_kernel_refuses_wait_for_the_next_turn() {
+        let config = RingConfig {
+            entries: 2,
+            ..RingConfig::default()
+        };
+        let driver = match RingDriver::new(&config) {
+            Ok(d) => d,
+            Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
+        };
+        let ring = driver.ring();
+        let fds: Vec<RawFd> = (0..8)
+            .map(|_| {
+                let file = std::fs::File::open("/dev/null").expect("open");
+                assert!(file.as_raw_fd() >= 0);
+                file.into_raw_fd()
+            })
+            .collect();
+        REFUSED_SUBMITS.with(|n| n.set(usize::MAX));
+        for &fd in &fds {
+            ring.close(fd);
+        }
+        REFUSED_SUBMITS.with(|n| n.set(0));
+        assert!(
+            !ring.backlog.borrow().is_empty(),
+            "a two-entry SQ cannot hold eight"
+        );
+        for _ in 0..16 {
+            if ring.closes_in_flight.get() == 0 {
+                break;
+            }
+            ring.turn(Some(Duration::from_millis(100))).expect("turn");
+        }
+        assert_eq!(ring.closes_in_flight.get(), 0, "every close completed");
+        assert!(fds.iter().all(|&fd| !is_open(fd)), "every fd was closed");
     }
 }
