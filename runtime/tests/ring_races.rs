@@ -6,12 +6,14 @@
 //!
 //! `STRESS_SCALE` divides the counts (CI runs this file under valgrind with a larger divisor).
 
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 mod common;
 
-use common::{scaled, spawn_echo_server};
+use common::{gettid, scaled, spawn_echo_server, thread_state};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
 
@@ -125,12 +127,15 @@ async fn full_ring_load() {
     drop(clients);
 }
 
-/// A socket whose multishot receive is armed is dropped on a pool thread while the reactor
-/// sleeps; then, still from the pool, its peer ends the stream (the receive's last completion)
-/// and a new connection arrives (accepted and read as soon as the reactor wakes, so its receive
-/// queue may take the freed one's address). The drop's cancel must be decided when the reactor
-/// gets to it, never aimed at an address: the new connection reads every byte, never
-/// `ECANCELED`. Repeated, as the address is reused only some of the time.
+/// The window a cancel aimed at an address would hit: a socket whose multishot receive is armed
+/// is dropped on a pool thread while the reactor sleeps in the kernel, then its peer ends the
+/// stream, so the receive's last completion is reaped (and its queue freed) in the same turn
+/// that the drop's cancel arrived in. The reactor then at once accepts a connection it already
+/// holds (salvaged from a dropped accept) and reads it: its new receive queue may take the freed
+/// address, and its receive is armed before the reactor handles the drop. A cancel built on the
+/// pool thread for that address would cancel the new receive (`ECANCELED`); the reactor must
+/// decide, with the old queue still pinned. Repeated, as the address is reused only some of
+/// the time.
 #[runtime::test(
     reactors = 1,
     pool_threads = 1,
@@ -140,37 +145,59 @@ async fn full_ring_load() {
 async fn a_stale_receive_cancel_never_reaches_a_new_connection() {
     use std::io::Write;
 
-    let listener = std::rc::Rc::new(TcpListener::bind("127.0.0.1:0").expect("bind"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let mut previous: Option<(TcpStream, std::net::TcpStream)> = None;
-    for round in 0..scaled(400) {
-        let l = listener.clone();
-        let accept = runtime::spawn(async move {
-            let (server, _) = l.accept().await.expect("accept");
-            let BufResult(res, buf) = server.read(vec![0u8; 8]).await;
-            (res.map(|n| buf[..n].to_vec()), server)
-        });
-        runtime::yield_now().await; // the accept is submitted before the reactor sleeps
-        let client = runtime::pool::spawn(async move {
-            if let Some((server, client)) = previous {
-                drop(server);
-                let _ = client.shutdown(std::net::Shutdown::Write);
-            }
-            let mut client = std::net::TcpStream::connect(addr).expect("connect");
-            client.write_all(&[1]).expect("write");
-            client
+    let reactor = gettid();
+    // The first connection, its multishot receive armed by a read that found its byte.
+    let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+    peer.set_nodelay(true).expect("nodelay");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    for round in 0..scaled(100) {
+        peer.write_all(&[1]).expect("write");
+        let BufResult(res, buf) = server.read(vec![0u8; 8]).await;
+        let n = res.unwrap_or_else(|e| panic!("round {round}: read: {e}"));
+        assert_eq!(&buf[..n], [1], "round {round}");
+        // The next connection waits in the salvage of a dropped accept: accepting it later
+        // takes no submission.
+        let next_peer = std::net::TcpStream::connect(addr).expect("connect");
+        next_peer.set_nodelay(true).expect("nodelay");
+        let mut accept = Box::pin(listener.accept());
+        // On epoll the accept is done at once; on io_uring it is submitted, then dropped.
+        let accepted = poll_fn(|cx| Poll::Ready(accept.as_mut().poll(cx))).await;
+        drop(accept);
+        runtime::yield_now().await;
+        let old_peer = peer;
+        runtime::pool::spawn(async move {
+            wait_until_asleep(reactor);
+            drop(server);
+            old_peer
+                .shutdown(std::net::Shutdown::Write)
+                .expect("shutdown");
         })
         .await
         .expect("pool task");
-        let (first, server) = accept.await.expect("accept task");
-        let first = first.unwrap_or_else(|e| panic!("round {round}: first read: {e}"));
-        assert_eq!(first, [1], "round {round}");
-        let mut client = client;
-        client.write_all(&[2]).expect("write");
-        let BufResult(res, buf) = server.read(vec![0u8; 8]).await;
-        let second = res.map(|n| buf[..n].to_vec());
-        let second = second.unwrap_or_else(|e| panic!("round {round}: second read: {e}"));
-        assert_eq!(second, [2], "round {round}");
-        previous = Some((server, client));
+        let next_server = match accepted {
+            Poll::Ready(res) => res.expect("accept").0,
+            Poll::Pending => listener.accept().await.expect("the salvaged connection").0,
+        };
+        let read = next_server.read(vec![0u8; 8]);
+        let mut next_peer = next_peer;
+        next_peer.write_all(&[2]).expect("write");
+        let BufResult(res, buf) = read.await;
+        let n = res.unwrap_or_else(|e| panic!("round {round}: the new connection's read: {e}"));
+        assert_eq!(&buf[..n], [2], "round {round}");
+        (server, peer) = (next_server, next_peer);
+    }
+}
+
+/// Blocks until thread `tid` sleeps in the kernel.
+fn wait_until_asleep(tid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while thread_state(tid) != 'S' {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reactor never went to sleep"
+        );
+        std::thread::yield_now();
     }
 }
