@@ -66,13 +66,13 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with the ring entered on the calling thread, if any.
+/// Runs `f` with the ring entered on the calling thread, if any. (The thread-local stays
+/// borrowed, shared, while `f` runs; only entering or leaving a driver borrows it mutably.)
 pub(crate) fn with_current<R>(f: impl FnOnce(&Ring) -> R) -> Option<R> {
     CURRENT
-        .try_with(|c| c.borrow().clone())
+        .try_with(|c| c.borrow().as_ref().map(|ring| f(ring)))
         .ok()
         .flatten()
-        .map(|ring| f(&ring))
 }
 
 /// Makes `ring` the calling thread's current ring; returns the previous one.
