@@ -57,12 +57,9 @@ pub struct EpollDriver {
     events: Events,
     shared: Arc<EpollShared>,
     waker: Arc<WakeHandle>,
-    /// The fds found ready by one wait, with what to wake: (read closed?, write closed?).
-    ready: Vec<Readiness>,
+    /// The wakers one wait found ready (kept to reuse its allocation).
+    woken: Vec<std::task::Waker>,
 }
-
-/// One ready fd: its record, and for each direction whether it woke (and if closed for good).
-type Readiness = (Arc<ScheduledIo>, Option<bool>, Option<bool>);
 
 #[derive(Debug)]
 struct WakeHandle(Waker);
@@ -89,7 +86,7 @@ impl EpollDriver {
             events: Events::with_capacity(EVENTS_PER_WAIT),
             shared,
             waker,
-            ready: Vec::new(),
+            woken: Vec::new(),
         })
     }
 }
@@ -109,9 +106,10 @@ impl Driver for EpollDriver {
         if self.events.is_empty() {
             return Ok(());
         }
-        // Collected under the lock, woken after it: a woken task may be dropped right there (a
-        // pool task whose last waker this was), and its sockets' drops take the lock again.
-        let mut ready = std::mem::take(&mut self.ready);
+        // Waiters are collected under the lock and woken after it: a woken task may be dropped
+        // right there (a pool task whose last waker this was), and its sockets' drops take the
+        // lock again.
+        let mut woken = std::mem::take(&mut self.woken);
         {
             let sources = self.shared.sources.lock();
             for event in self.events.iter() {
@@ -119,22 +117,18 @@ impl Driver for EpollDriver {
                     continue; // the wake token, or a source dropped since
                 };
                 let error = event.is_error();
-                let read = (event.is_readable() || event.is_read_closed() || error)
-                    .then_some(event.is_read_closed() || error);
-                let write = (event.is_writable() || event.is_write_closed() || error)
-                    .then_some(event.is_write_closed() || error);
-                ready.push((io.clone(), read, write));
+                if event.is_readable() || event.is_read_closed() || error {
+                    io.read.ready(event.is_read_closed() || error, &mut woken);
+                }
+                if event.is_writable() || event.is_write_closed() || error {
+                    io.write.ready(event.is_write_closed() || error, &mut woken);
+                }
             }
         }
-        for (io, read, write) in ready.drain(..) {
-            if let Some(closed) = read {
-                io.read.wake(closed);
-            }
-            if let Some(closed) = write {
-                io.write.wake(closed);
-            }
+        for waker in woken.drain(..) {
+            waker.wake();
         }
-        self.ready = ready;
+        self.woken = woken;
         Ok(())
     }
 

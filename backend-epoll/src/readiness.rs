@@ -76,18 +76,17 @@ impl Readiness {
         self.snapshot() == seen
     }
 
-    /// Records an event (the fd became ready, or `closed` for good) and wakes every waiter.
-    pub(crate) fn wake(&self, closed: bool) {
+    /// Records an event (the fd became ready, or `closed` for good) and moves every waiter to
+    /// `woken`, for the caller to wake once it holds no lock (the waiters' list keeps its
+    /// allocation).
+    pub(crate) fn ready(&self, closed: bool, woken: &mut Vec<Waker>) {
         let set = if closed { READY | CLOSED } else { READY };
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 Some((s + TICK) | set)
             });
-        let waiters = std::mem::take(&mut *self.waiters.lock());
-        for w in waiters {
-            w.wake();
-        }
+        woken.extend(self.waiters.lock().drain(..));
     }
 }
 

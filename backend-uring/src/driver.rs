@@ -54,12 +54,11 @@ impl RingDriver {
             true => ProvidedBuffers::register(&built.ring).ok().map(Arc::new),
             false => None,
         };
-        let direct_first = config.wake == RingWake::DirectFirst;
         let shared = Arc::new(RingShared::new(
             id,
             built.ring.as_raw_fd(),
             buffers,
-            direct_first,
+            config.wake,
         ));
         let ring = Ring::new(
             built.ring,

@@ -15,7 +15,7 @@ use std::task::Waker;
 use io_uring::squeue;
 use parking_lot::Mutex;
 
-use crate::lifecycle::{Abandon, Deferred, Lifecycle};
+use crate::lifecycle::{Deferred, Lifecycle};
 use crate::multishot::RecvQueue;
 use crate::salvage::Abandoned;
 use crate::user_data::UserData;
@@ -138,17 +138,9 @@ impl HandoffOp {
     /// The future is gone: keep `abandoned` until the CQE. Returns `true` if the operation may
     /// still be in flight (the caller should have it cancelled).
     pub(crate) fn abandon(&self, abandoned: Abandoned) -> bool {
-        let outcome = self.life.lock().abandon(abandoned);
-        match outcome {
-            Abandon::InFlight(deferred) => {
-                deferred.run();
-                true
-            }
-            Abandon::Over(deferred) => {
-                deferred.run();
-                false
-            }
-        }
+        let (deferred, in_flight) = self.life.lock().abandon(abandoned);
+        deferred.run();
+        in_flight
     }
 
     /// Whether the result came.

@@ -43,15 +43,6 @@ impl Deferred {
     }
 }
 
-/// What became of an abandoned operation.
-pub(crate) enum Abandon {
-    /// The kernel still has it: the memory waits for the CQE; the caller should cancel it, and
-    /// run this (the replaced waker's drop) after unlocking.
-    InFlight(Deferred),
-    /// It had completed: run this (it frees the memory) and forget the operation.
-    Over(Deferred),
-}
-
 impl Lifecycle {
     /// The CQE arrived with `result`. Returns what to run after unlocking, and whether the
     /// operation is over (nobody will poll it: it was abandoned).
@@ -81,20 +72,20 @@ impl Lifecycle {
         }
     }
 
-    /// Its future is gone; `abandoned` owns the operation's memory.
-    pub(crate) fn abandon(&mut self, abandoned: Abandoned) -> Abandon {
+    /// Its future is gone; `abandoned` owns the operation's memory. Returns what to run after
+    /// unlocking (the replaced waker's drop, or the freeing of the memory if the result had
+    /// come), and whether the kernel still has the operation (the caller should cancel it;
+    /// otherwise the operation is over).
+    pub(crate) fn abandon(&mut self, abandoned: Abandoned) -> (Deferred, bool) {
+        if let Lifecycle::Completed(res) = *self {
+            return (Deferred::Finish(abandoned, res), false);
+        }
         match std::mem::replace(self, Lifecycle::Abandoned(abandoned)) {
-            Lifecycle::Completed(res) => {
-                let Lifecycle::Abandoned(abandoned) =
-                    std::mem::replace(self, Lifecycle::Completed(res))
-                else {
-                    unreachable!("just stored")
-                };
-                Abandon::Over(Deferred::Finish(abandoned, res))
-            }
             // The waker may hold the last count of a task: dropped by the caller, unlocked.
-            Lifecycle::Waiting(waker) => Abandon::InFlight(Deferred::Drop(waker)),
-            Lifecycle::Abandoned(_) => unreachable!("an operation was dropped twice"),
+            Lifecycle::Waiting(waker) => (Deferred::Drop(waker), true),
+            Lifecycle::Abandoned(_) | Lifecycle::Completed(_) => {
+                unreachable!("an operation was dropped twice")
+            }
         }
     }
 

@@ -210,6 +210,10 @@ pub(crate) struct Completion {
     pub(crate) finished: bool,
     /// The socket's queue is full: submit this cancel.
     pub(crate) cancel: Option<squeue::Entry>,
+    /// The reader to wake, once the driver has finished with the completion queue.
+    pub(crate) waiter: Option<Waker>,
+    /// Further readers to wake (rare: the vector is allocated only if used).
+    pub(crate) more_waiters: Vec<Waker>,
 }
 
 /// Hands a multishot receive's CQE to its socket's queue.
@@ -251,14 +255,9 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     } else if st.filled.len() >= MAX_QUEUED {
         cancel = st.start_cancel(user_data);
     }
-    // No allocation on the common path: the single waiter is taken, the vector only if used.
     let waiter = st.waiter.take();
-    let others = (!st.more_waiters.is_empty()).then(|| std::mem::take(&mut st.more_waiters));
+    let more_waiters = std::mem::take(&mut st.more_waiters);
     drop(st);
-    waiter
-        .into_iter()
-        .chain(others.into_iter().flatten())
-        .for_each(Waker::wake);
     if !more {
         // SAFETY: the final CQE: take back the count `poll_read` gave the SQE, once.
         drop(unsafe { Arc::from_raw(ptr) });
@@ -266,6 +265,8 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     Completion {
         finished: !more,
         cancel,
+        waiter,
+        more_waiters,
     }
 }
 

@@ -6,7 +6,7 @@ use std::task::Waker;
 use slab::Slab;
 
 use crate::handoff::HandoffOp;
-use crate::lifecycle::{Abandon, Deferred, Lifecycle};
+use crate::lifecycle::{Deferred, Lifecycle};
 use crate::salvage::Abandoned;
 
 /// One entry of the table.
@@ -62,16 +62,17 @@ impl OpTable {
         polled
     }
 
-    /// The future of `key` is gone; `abandoned` owns its memory until the CQE.
-    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> Abandon {
+    /// The future of `key` is gone; `abandoned` owns its memory until the CQE. Returns what to
+    /// run after the borrow, and whether the kernel still has the operation.
+    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> (Deferred, bool) {
         let Some(Slot::Here(life)) = self.ops.get_mut(key) else {
             unreachable!("an operation was dropped through the table after it left it")
         };
-        let outcome = life.abandon(abandoned);
-        if matches!(outcome, Abandon::Over(_)) {
+        let (deferred, in_flight) = life.abandon(abandoned);
+        if !in_flight {
             self.ops.remove(key);
         }
-        outcome
+        (deferred, in_flight)
     }
 
     /// The future of `key` is now polled on another thread: its result goes to `cell`.
@@ -99,12 +100,16 @@ impl OpTable {
     }
 
     /// Keys of every operation the kernel still owns.
-    pub(crate) fn in_flight(&self) -> Vec<usize> {
+    pub(crate) fn in_flight(&self) -> impl Iterator<Item = usize> + '_ {
         self.ops
             .iter()
             .filter(|(_, slot)| !matches!(slot, Slot::Here(life) if life.is_completed()))
             .map(|(key, _)| key)
-            .collect()
+    }
+
+    /// Whether the kernel still owns any operation.
+    pub(crate) fn has_in_flight(&self) -> bool {
+        self.in_flight().next().is_some()
     }
 
     /// Forgets every kept memory without freeing it: used only when the kernel cannot be made to

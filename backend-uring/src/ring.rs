@@ -15,7 +15,7 @@ use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
 use runtime_core::Metrics;
 
 use crate::handoff::{Handoff, HandoffOp};
-use crate::lifecycle::{Abandon, Deferred};
+use crate::lifecycle::Deferred;
 use crate::multishot;
 use crate::op_table::OpTable;
 use crate::provided::BUFFER_GROUP;
@@ -204,14 +204,11 @@ impl Ring {
 
     /// The future of the operation `key` is gone; `abandoned` keeps its memory.
     pub(crate) fn abandon(&self, key: usize, abandoned: Abandoned) {
-        let outcome = self.ops.borrow_mut().abandon(key, abandoned);
-        match outcome {
-            Abandon::InFlight(deferred) => {
-                self.push_cancel(UserData::Op(key).encode());
-                deferred.run();
-            }
-            Abandon::Over(deferred) => deferred.run(),
+        let (deferred, in_flight) = self.ops.borrow_mut().abandon(key, abandoned);
+        if in_flight {
+            self.push_cancel(UserData::Op(key).encode());
         }
+        deferred.run();
     }
 
     /// Closes `fd` through the ring, with the next submission. The fd must not be used again.
@@ -254,13 +251,17 @@ impl Ring {
     /// Handles every handoff sent so far, oldest first. Re-entrant: a handoff whose handling
     /// drops a socket of this ring handles the rest first, so the order holds.
     pub(crate) fn run_handoffs(&self) {
-        let taken = self.shared.take_handoffs();
-        if !taken.is_empty() {
-            self.handoffs.borrow_mut().extend(taken);
-        }
+        self.shared.take_handoffs(&mut self.handoffs.borrow_mut());
+        self.handle_taken(false);
+    }
+
+    /// Handles the handoffs taken, oldest first; `closing`: the ring is shutting down, and an
+    /// SQE handed off now is never submitted.
+    fn handle_taken(&self, closing: bool) {
         loop {
             let next = self.handoffs.borrow_mut().pop_front();
             match next {
+                Some(handoff @ Handoff::Submit(_)) if closing => self.shared.refuse(handoff),
                 Some(handoff) => self.handle(handoff),
                 None => break,
             }
@@ -322,6 +323,8 @@ impl Ring {
                 if let Some(cancel) = done.cancel {
                     self.push(cancel.user_data(UserData::Ignored.encode()));
                 }
+                deferred.extend(done.waiter.into_iter().map(Deferred::Wake));
+                deferred.extend(done.more_waiters.into_iter().map(Deferred::Wake));
             }
         }
         false
@@ -420,7 +423,7 @@ impl Ring {
 
     /// Whether the kernel may still hold anything of this ring's.
     fn pending(&self) -> bool {
-        !self.ops.borrow().in_flight().is_empty()
+        self.ops.borrow().has_in_flight()
             || self.shared.handoffs_in_flight() > 0
             || self.closes_in_flight.get() > 0
             || self.multishots_in_flight.get() > 0
@@ -428,17 +431,10 @@ impl Ring {
             || !self.backlog.borrow().is_empty()
     }
 
-    /// Handles handoffs while shutting down: an SQE handed off now is never submitted.
-    fn run_handoffs_closing(&self, handoffs: Vec<Handoff>) {
-        self.handoffs.borrow_mut().extend(handoffs);
-        loop {
-            let next = self.handoffs.borrow_mut().pop_front();
-            match next {
-                Some(handoff @ Handoff::Submit(_)) => self.shared.refuse(handoff),
-                Some(handoff) => self.handle(handoff),
-                None => break,
-            }
-        }
+    /// Handles handoffs while shutting down.
+    fn run_handoffs_closing(&self) {
+        self.shared.take_handoffs(&mut self.handoffs.borrow_mut());
+        self.handle_taken(true);
     }
 
     /// Cancels what is in flight and waits (boundedly) for the kernel to let go of it; memory the
@@ -448,7 +444,7 @@ impl Ring {
         // What is queued goes to the kernel now, before any fd is closed without the ring.
         self.flush_backlog();
         let _ = self.enter(Some(Duration::ZERO));
-        self.run_handoffs_closing(self.shared.take_handoffs());
+        self.run_handoffs_closing();
         for key in self.ops.borrow().in_flight() {
             self.push_cancel(UserData::Op(key).encode());
         }
@@ -470,10 +466,11 @@ impl Ring {
                 break;
             }
             self.reap(false);
-            self.run_handoffs_closing(self.shared.take_handoffs());
+            self.run_handoffs_closing();
         }
         let drained = !self.pending();
-        self.run_handoffs_closing(self.shared.close(drained));
+        self.shared.close(drained, &mut self.handoffs.borrow_mut());
+        self.handle_taken(true);
         if !drained {
             DRAIN_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.ops.borrow_mut().leak_all();

@@ -1,5 +1,6 @@
 //! The part of a ring driver that other threads reach through the sockets they hold.
 
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,6 +11,7 @@ use runtime_core::ReactorHandle;
 
 use crate::handoff::Handoff;
 use crate::provided::ProvidedBuffers;
+use crate::setup::RingWake;
 
 /// A pointer to the reactor's ring, for threads that push SQEs themselves (`SqPoll` only).
 ///
@@ -44,9 +46,8 @@ pub(crate) struct RingShared {
     /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
     /// to register them).
     pub(crate) buffers: Option<Arc<ProvidedBuffers>>,
-    /// Other threads try an operation as a nonblocking syscall before handing it off
-    /// (`RingWake::DirectFirst`).
-    pub(crate) direct_first: bool,
+    /// How operations of other threads reach the ring.
+    pub(crate) wake: RingWake,
 }
 
 impl RingShared {
@@ -54,7 +55,7 @@ impl RingShared {
         id: usize,
         ring_fd: RawFd,
         buffers: Option<Arc<ProvidedBuffers>>,
-        direct_first: bool,
+        wake: RingWake,
     ) -> Self {
         RingShared {
             id,
@@ -65,7 +66,7 @@ impl RingShared {
             handoffs_in_flight: AtomicUsize::new(0),
             drained: AtomicBool::new(false),
             buffers,
-            direct_first,
+            wake,
         }
     }
 
@@ -78,8 +79,9 @@ impl RingShared {
             drop(queue);
             return self.refuse(handoff);
         };
+        let sqpoll = matches!(self.wake, RingWake::SqPoll { .. });
         let handoff = match handoff {
-            Handoff::Submit(entry) if q.is_empty() => match self.push_direct(entry) {
+            Handoff::Submit(entry) if sqpoll && q.is_empty() => match self.push_direct(entry) {
                 Ok(()) => return,
                 Err(entry) => Handoff::Submit(entry),
             },
@@ -115,21 +117,20 @@ impl RingShared {
         self.handoffs_in_flight.load(Ordering::Acquire)
     }
 
-    /// What was handed off since the last call, oldest first.
-    pub(crate) fn take_handoffs(&self) -> Vec<Handoff> {
-        self.handoffs
-            .lock()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// Moves what was handed off since the last call, oldest first, to the back of `into`
+    /// (the queue keeps its allocation for the next handoffs).
+    pub(crate) fn take_handoffs(&self, into: &mut VecDeque<Handoff>) {
+        if let Some(queue) = self.handoffs.lock().as_mut() {
+            into.extend(queue.drain(..));
+        }
     }
 
-    /// Refuses further handoffs (`drained`: the kernel let go of everything); returns what was
-    /// handed off and not taken yet.
-    pub(crate) fn close(&self, drained: bool) -> Vec<Handoff> {
+    /// Refuses further handoffs (`drained`: the kernel let go of everything); moves what was
+    /// handed off and not taken yet to the back of `into`.
+    pub(crate) fn close(&self, drained: bool, into: &mut VecDeque<Handoff>) {
         self.drained.store(drained, Ordering::Release);
         *self.sq.lock() = None;
-        self.handoffs.lock().take().unwrap_or_default()
+        into.extend(self.handoffs.lock().take().unwrap_or_default());
     }
 
     /// `SqPoll`: pushes `entry` straight into the ring and wakes the SQ thread if it sleeps.

@@ -14,6 +14,7 @@ use crate::handoff::{Handoff, HandoffOp};
 use crate::multishot::{RecvQueue, Step};
 use crate::ring::{with_current, Ring};
 use crate::salvage::{is_read, Abandoned, Salvage};
+use crate::setup::RingWake;
 use crate::shared::RingShared;
 use crate::sqe;
 
@@ -103,7 +104,7 @@ impl RingSource {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
-        if self.owner.direct_first {
+        if self.owner.wake == RingWake::DirectFirst {
             if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
                 m.direct_syscalls.add(1);
             }

@@ -285,7 +285,7 @@ impl Builder {
 /// [`block_on`](Runtime::block_on).
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    backend: Backend,
+    backend: BackendKind,
     why: String,
     config: RuntimeConfig,
     options: DriverOptions,
@@ -294,10 +294,7 @@ pub struct Runtime {
 impl Runtime {
     /// The backend every reactor will run.
     pub fn backend_kind(&self) -> BackendKind {
-        match self.backend {
-            Backend::Epoll => BackendKind::Epoll,
-            Backend::Uring | Backend::Auto => BackendKind::Uring,
-        }
+        self.backend
     }
 
     /// Runs `future` on reactor 0 (the calling thread) with the other reactors and the pool

@@ -70,12 +70,12 @@ pub(crate) fn resolve(
     backend: Backend,
     why: &str,
     options: DriverOptions,
-) -> io::Result<(Backend, String)> {
+) -> io::Result<(BackendKind, String)> {
     match backend {
         Backend::Auto => {
             #[cfg(feature = "uring")]
             let refused = match uring(options) {
-                Ok(_) => return Ok((Backend::Uring, why.to_string())),
+                Ok(_) => return Ok((BackendKind::Uring, why.to_string())),
                 Err(e) => e,
             };
             #[cfg(all(feature = "uring", not(feature = "epoll")))]
@@ -85,21 +85,22 @@ pub(crate) fn resolve(
                 #[cfg(feature = "uring")]
                 let why = format!("{why}; io_uring refused: {refused}; fell back to epoll");
                 let _ = options;
-                Ok((Backend::Epoll, why.to_string()))
+                Ok((BackendKind::Epoll, why.to_string()))
             }
         }
-        explicit => Ok((explicit, why.to_string())),
+        Backend::Uring => Ok((BackendKind::Uring, why.to_string())),
+        Backend::Epoll => Ok((BackendKind::Epoll, why.to_string())),
     }
 }
 
 /// Creates the driver for a resolved `backend` on the calling thread.
 pub(crate) fn create(
-    backend: Backend,
+    backend: BackendKind,
     why: &str,
     options: DriverOptions,
 ) -> io::Result<(DefaultDriver, BackendInfo)> {
     match backend {
-        Backend::Uring | Backend::Auto => {
+        BackendKind::Uring => {
             #[cfg(feature = "uring")]
             {
                 let driver = uring(options)?;
@@ -115,7 +116,7 @@ pub(crate) fn create(
                 Err(not_built("uring"))
             }
         }
-        Backend::Epoll => {
+        BackendKind::Epoll => {
             #[cfg(feature = "epoll")]
             {
                 let _ = options;

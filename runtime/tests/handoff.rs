@@ -8,18 +8,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{gettid, thread_state};
+use common::{gettid, wait_until_asleep};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
-
-/// Blocks until every thread of `tids` sleeps in the kernel at once.
-fn wait_until_asleep(tids: &[i32]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !tids.iter().all(|&t| thread_state(t) == 'S') {
-        assert!(Instant::now() < deadline, "reactors never went to sleep");
-        std::thread::yield_now();
-    }
-}
 
 /// A blocking client: sends `rounds` requests, one at a time, and returns how long each reply
 /// took to arrive.

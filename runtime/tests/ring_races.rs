@@ -13,7 +13,7 @@ use std::task::Poll;
 
 mod common;
 
-use common::{gettid, scaled, spawn_echo_server, thread_state};
+use common::{gettid, scaled, spawn_echo_server, wait_until_asleep};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
 
@@ -174,7 +174,7 @@ async fn a_stale_receive_cancel_never_reaches_a_new_connection() {
         runtime::yield_now().await;
         let old_peer = peer;
         runtime::pool::spawn(async move {
-            wait_until_asleep(reactor);
+            wait_until_asleep(&[reactor]);
             drop(server);
             old_peer
                 .shutdown(std::net::Shutdown::Write)
@@ -193,25 +193,5 @@ async fn a_stale_receive_cancel_never_reaches_a_new_connection() {
         let n = res.unwrap_or_else(|e| panic!("round {round}: the new connection's read: {e}"));
         assert_eq!(&buf[..n], [2], "round {round}");
         (server, peer) = (next_server, next_peer);
-    }
-}
-
-/// Blocks until thread `tid` sleeps in the kernel (at once where reactors never wait there:
-/// `RUNTIME_MAX_PARK=0ms`, as under valgrind).
-fn wait_until_asleep(tid: i32) {
-    let never_parks = std::env::var("RUNTIME_MAX_PARK")
-        .ok()
-        .and_then(|v| runtime::parse_duration(&v))
-        .is_some_and(|d| d.is_zero());
-    if never_parks {
-        return;
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while thread_state(tid) != 'S' {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reactor never went to sleep"
-        );
-        std::thread::yield_now();
     }
 }

@@ -64,6 +64,26 @@ pub fn thread_state(tid: i32) -> char {
     after.chars().next().expect("state")
 }
 
+/// Blocks until every thread of `tids` sleeps in the kernel at once (at once where reactors
+/// never wait there: `RUNTIME_MAX_PARK=0ms`, as under valgrind).
+pub fn wait_until_asleep(tids: &[i32]) {
+    let never_parks = std::env::var("RUNTIME_MAX_PARK")
+        .ok()
+        .and_then(|v| runtime::parse_duration(&v))
+        .is_some_and(|d| d.is_zero());
+    if never_parks {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tids.iter().all(|&t| thread_state(t) == 'S') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reactors never went to sleep"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
