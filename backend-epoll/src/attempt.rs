@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use runtime_core::sys::{cvt, peer_addr, take_error};
-use runtime_core::{OpCode, OpKind};
+use runtime_core::OpKind;
 
 /// What an operation remembers between attempts.
 #[derive(Debug, Default)]
@@ -13,14 +13,22 @@ pub struct EpollOpState {
     connecting: bool,
 }
 
-/// Makes the syscall for `code` once. `WouldBlock` means: wait for readiness and call again.
-pub(crate) fn attempt(fd: RawFd, code: &OpCode, state: &mut EpollOpState) -> io::Result<u32> {
-    let kind = *code.kind();
+/// Makes the syscall for `kind` once. `WouldBlock` means: wait for readiness and call again.
+///
+/// # Safety
+/// Every pointer in `kind` must be valid for the access its operation makes, for this call.
+pub(crate) unsafe fn attempt(
+    fd: RawFd,
+    kind: &OpKind,
+    state: &mut EpollOpState,
+) -> io::Result<u32> {
+    let kind = *kind;
     if let OpKind::Connect { addr, len } = kind {
-        return connect(fd, addr, len, state);
+        // SAFETY: the caller's promise.
+        return unsafe { connect(fd, addr, len, state) };
     }
-    // SAFETY: every pointer in `code` is valid for the access its operation makes (the `OpCode`
-    // invariant), and `fd` is the open fd of the source polling this operation.
+    // SAFETY: every pointer in `kind` is valid for its access (the caller's promise), and `fd`
+    // is the open fd of the source polling this operation.
     let n = unsafe {
         match kind {
             OpKind::Accept { addr, len } => libc::accept4(
@@ -42,14 +50,16 @@ pub(crate) fn attempt(fd: RawFd, code: &OpCode, state: &mut EpollOpState) -> io:
     Ok(cvt(n)? as u32)
 }
 
-fn connect(
+/// # Safety
+/// `addr` must point to `len` bytes of address.
+unsafe fn connect(
     fd: RawFd,
     addr: *const libc::sockaddr_storage,
     len: libc::socklen_t,
     state: &mut EpollOpState,
 ) -> io::Result<u32> {
     if !state.connecting {
-        // SAFETY: `addr` points to `len` bytes of address (the `OpCode` invariant).
+        // SAFETY: `addr` points to `len` bytes of address (the caller's promise).
         return match cvt(unsafe { libc::connect(fd, addr.cast(), len) }) {
             Ok(_) => Ok(0),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {

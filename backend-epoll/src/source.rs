@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
-use runtime_core::{Direction, OpCode, OpKind, Source};
+use runtime_core::{Direction, Lent, OpCode, OpKind, Source};
 
 use crate::attempt::{attempt, EpollOpState};
 use crate::driver::{current, EpollShared};
@@ -55,6 +55,45 @@ fn drained(kind: &OpKind, n: u32) -> bool {
 }
 
 impl EpollSource {
+    /// Tries `kind`'s syscall while the fd may be ready; waits for readiness otherwise.
+    ///
+    /// # Safety
+    /// `kind`'s pointers must be valid for its access for this call.
+    unsafe fn poll_kind(
+        &self,
+        kind: &OpKind,
+        state: &mut EpollOpState,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        let Some(direction) = kind.direction() else {
+            self.count_syscall();
+            // SAFETY: the caller's promise.
+            return Poll::Ready(unsafe { attempt(self.fd.as_raw_fd(), kind, state) });
+        };
+        let readiness = self.readiness(direction);
+        loop {
+            let seen = readiness.snapshot();
+            if !seen.is_ready() {
+                if readiness.wait(seen, cx.waker()) {
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            self.count_syscall();
+            // SAFETY: the caller's promise.
+            match unsafe { attempt(self.fd.as_raw_fd(), kind, state) } {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => readiness.clear(seen),
+                Ok(n) => {
+                    if drained(kind, n) {
+                        readiness.clear(seen);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
     /// Registers `fd` (edge-triggered, both directions) with `driver`.
     fn register(driver: Arc<EpollShared>, fd: OwnedFd) -> io::Result<Self> {
         let io = Arc::new(ScheduledIo::default());
@@ -105,31 +144,20 @@ unsafe impl Source for EpollSource {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
-        let Some(direction) = code.kind().direction() else {
-            self.count_syscall();
-            return Poll::Ready(attempt(self.fd.as_raw_fd(), code, state));
-        };
-        let readiness = self.readiness(direction);
-        loop {
-            let seen = readiness.snapshot();
-            if !seen.is_ready() {
-                if readiness.wait(seen, cx.waker()) {
-                    return Poll::Pending;
-                }
-                continue;
-            }
-            self.count_syscall();
-            match attempt(self.fd.as_raw_fd(), code, state) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => readiness.clear(seen),
-                Ok(n) => {
-                    if drained(code.kind(), n) {
-                        readiness.clear(seen);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
+        unsafe { self.poll_kind(code.kind(), state, cx) }
+    }
+
+    fn poll_lent(
+        &self,
+        op: &mut Lent<'_>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let mut state = EpollOpState::default();
+        // SAFETY: the lent pointers are valid until `with_kind` returns, and the syscall is
+        // over when `poll_kind` returns.
+        let res = op.with_kind(|kind| unsafe { self.poll_kind(kind, &mut state, cx) });
+        Some(res.map_ok(|n| n as usize))
     }
 
     fn drop_op(&self, _state: &mut EpollOpState, _code: &OpCode, keep_alive: Box<dyn Any + Send>) {

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use runtime_core::{OpCode, Source};
+use runtime_core::{Lent, OpCode, OpKind, Source};
 
 use crate::direct::try_direct;
 use crate::handoff::{Handoff, HandoffOp};
@@ -141,16 +141,24 @@ impl RingSource {
         }
     }
 
-    /// A read through the multishot receive: what it got, `Pending` while it may still deliver
-    /// (arming it first if needed, on the owning reactor), or `None` for a one-shot receive.
-    fn read_received(&self, code: &OpCode, cx: &mut Context<'_>) -> Option<Poll<io::Result<u32>>> {
+    /// A read of `kind` through the multishot receive: what it got, `Pending` while it may still
+    /// deliver (arming it first if needed, on the owning reactor), or `None` for a one-shot
+    /// receive.
+    ///
+    /// # Safety
+    /// `kind`'s pointers must be valid for its access for this call.
+    unsafe fn read_received(
+        &self,
+        kind: &OpKind,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<u32>>> {
         let queue = self.received.as_ref()?;
-        if !is_read(code.kind()) {
+        if !is_read(kind) {
             return None;
         }
         let on_owner = self.owner_is_current();
-        // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
-        match unsafe { queue.poll_read(self.as_raw_fd(), code.kind(), cx.waker(), on_owner) } {
+        // SAFETY: the caller's promise.
+        match unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner) } {
             Ok(poll) => Some(poll),
             Err(Step::Arm(entry)) => {
                 self.on_owner(|ring| ring.push_multishot(entry));
@@ -200,7 +208,8 @@ unsafe impl Source for RingSource {
                 if let Some(kept) = unsafe { self.salvage.take(code.kind(), cx.waker()) } {
                     return kept;
                 }
-                if let Some(done) = self.read_received(code, cx) {
+                // SAFETY: as above.
+                if let Some(done) = unsafe { self.read_received(code.kind(), cx) } {
                     return done;
                 }
                 let entry = sqe::build(self.as_raw_fd(), code);
@@ -225,6 +234,29 @@ unsafe impl Source for RingSource {
                 None => Poll::Pending,
             },
         }
+    }
+
+    fn poll_lent(
+        &self,
+        op: &mut Lent<'_>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        // A write's memory must outlive its SQE: writes are staged by the caller into memory it
+        // owns. A read copies what was kept or received, if it can, within this call.
+        if !op.is_read() {
+            return None;
+        }
+        op.with_kind(|kind| {
+            // SAFETY: the lent pointers are valid until `with_kind` returns; the salvage and the
+            // receive queue copy into them synchronously and keep no pointer.
+            let res = unsafe {
+                match self.salvage.take(kind, cx.waker()) {
+                    Some(kept) => Some(kept),
+                    None => self.read_received(kind, cx),
+                }
+            };
+            res.map(|poll| poll.map_ok(|n| n as usize))
+        })
     }
 
     fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any + Send>) {

@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 
 mod listener;
+mod poll_io;
 mod serve;
 mod stream;
 
 pub use listener::{Incoming, TcpListener};
+pub use poll_io::{PollIo, ReadStream, StreamSource, WriteStream};
 pub use serve::serve;
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 

@@ -170,3 +170,20 @@ impl<S: Source> std::os::fd::AsRawFd for TcpStream<S> {
         self.source.as_raw_fd()
     }
 }
+
+macro_rules! stream_source {
+    ($ty:ident: $($marker:ident),+) => {
+        impl<S: Source> crate::StreamSource for $ty<S> {
+            type Source = S;
+
+            fn stream_source(&self) -> &Arc<S> {
+                &self.source
+            }
+        }
+        $(impl<S: Source> crate::$marker for $ty<S> {})+
+    };
+}
+
+stream_source!(TcpStream: ReadStream, WriteStream);
+stream_source!(OwnedReadHalf: ReadStream);
+stream_source!(OwnedWriteHalf: WriteStream);

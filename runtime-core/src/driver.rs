@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::lent::Lent;
 use crate::op::OpCode;
 use crate::scheduler::ReactorHandle;
 
@@ -125,6 +126,11 @@ impl std::fmt::Debug for EnterGuard {
 ///   is dropped after its first poll and before `Ready`. `keep_alive` owns the memory `code`
 ///   points into; the source must keep it alive until the kernel can no longer touch it (an
 ///   io_uring backend holds it until the CQE arrives and submits `ASYNC_CANCEL`), then drop it.
+/// * [`poll_lent`](Source::poll_lent) performs a read or write over memory lent for the call
+///   only, when the backend can do it without the kernel keeping the memory past the call (a
+///   readiness syscall, or a copy from bytes already received), and says `None` otherwise (the
+///   caller then runs an owned operation instead). It must not lose or reorder bytes with
+///   respect to the operations of [`poll_op`](Source::poll_op) on the same fd.
 /// * Dropping the source closes the fd, after every request already queued for it.
 pub unsafe trait Source: Send + Sync + Sized + 'static {
     /// Per-operation state the driver keeps inline in the operation's future.
@@ -149,6 +155,12 @@ pub unsafe trait Source: Send + Sync + Sized + 'static {
         code: &OpCode,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>>;
+
+    /// Reads or writes `op`'s lent memory within this call: `Ready` with the byte count (0 at
+    /// end of file for a read), `Pending` with `cx`'s waker registered for when to try again,
+    /// or `None` if this backend must run the operation as an owned [`Op`](crate::Op).
+    fn poll_lent(&self, op: &mut Lent<'_>, cx: &mut Context<'_>)
+        -> Option<Poll<io::Result<usize>>>;
 
     /// Gives up on an operation that was polled but has not completed.
     fn drop_op(&self, state: &mut Self::OpState, code: &OpCode, keep_alive: Box<dyn Any + Send>);

@@ -9,6 +9,7 @@ mod buf;
 pub mod coop;
 mod driver;
 mod join;
+mod lent;
 pub mod metrics;
 mod notify;
 mod op;
@@ -24,11 +25,12 @@ mod timer;
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
+pub use lent::Lent;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use notify::Notify;
 pub use op::{Direction, Op, OpCode, OpKind};
 pub use runtime::{
-    metrics, reactors, run_runtime, spawn_blocking, spawn_on, spawn_pool, RuntimeConfig,
+    detach, metrics, reactors, run_runtime, spawn_blocking, spawn_on, spawn_pool, RuntimeConfig,
 };
 pub use scheduler::{
     block_on, current_reactor, in_runtime, run_reactor, set_timer_home, spawn, yield_now,

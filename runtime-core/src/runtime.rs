@@ -105,6 +105,27 @@ where
     pool::spawn(&expect_context().pool, future)
 }
 
+/// Lets `future` run to completion without anyone waiting for it: on the calling reactor, or on
+/// the pool from any other thread of a runtime. Returns `false` (dropping `future`) outside a
+/// runtime.
+pub fn detach<F>(future: F) -> bool
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if crate::scheduler::in_runtime() {
+        drop(crate::scheduler::spawn(future));
+        return true;
+    }
+    match context() {
+        Some(cx) => {
+            drop(pool::spawn(&cx.pool, future));
+            true
+        }
+        None => false,
+    }
+}
+
 /// Runs a blocking closure on the worker pool.
 ///
 /// # Panics

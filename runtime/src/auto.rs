@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backend_epoll::{EpollDriver, EpollOpState, EpollSource};
 use backend_uring::{RingDriver, RingOpState, RingSource};
-use runtime_core::{Driver, EnterGuard, OpCode, ReactorHandle, Source, Unpark};
+use runtime_core::{Driver, EnterGuard, Lent, OpCode, ReactorHandle, Source, Unpark};
 
 /// Either driver.
 #[derive(Debug)]
@@ -130,6 +130,17 @@ unsafe impl Source for AutoSource {
         match self {
             AutoSource::Uring(s) => s.poll_op(&mut state.uring, code, cx),
             AutoSource::Epoll(s) => s.poll_op(&mut state.epoll, code, cx),
+        }
+    }
+
+    fn poll_lent(
+        &self,
+        op: &mut Lent<'_>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        match self {
+            AutoSource::Uring(s) => s.poll_lent(op, cx),
+            AutoSource::Epoll(s) => s.poll_lent(op, cx),
         }
     }
 

@@ -42,6 +42,7 @@ compile_error!("enable at least one backend feature of `runtime`: `uring` or `ep
 #[cfg(all(feature = "uring", feature = "epoll"))]
 mod auto;
 mod builder;
+pub mod compat;
 #[doc(hidden)]
 pub mod private;
 mod select;
