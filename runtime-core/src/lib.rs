@@ -18,6 +18,7 @@ pub mod park;
 mod pool;
 mod runtime;
 mod scheduler;
+pub mod signal;
 pub mod sys;
 mod task;
 mod timer;

@@ -76,6 +76,11 @@ where
 pub use select::{DefaultDriver, DefaultSource};
 pub use wake::{parse_duration, WakeStrategy};
 
+/// Unix signals as futures, on every backend, from any reactor or pool thread.
+pub mod signal {
+    pub use runtime_core::signal::{ctrl_c, signal, Signal, SignalKind};
+}
+
 /// Timers of the current reactor.
 pub mod time {
     pub use runtime_core::{
