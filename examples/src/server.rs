@@ -3,8 +3,11 @@
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
 
 use runtime::net::TcpStream;
+use runtime::signal::{signal, SignalKind};
 use runtime::{Backend, Builder, WakeStrategy};
 
 use crate::{Handling, Placement};
@@ -28,7 +31,7 @@ pub struct ServerArgs {
     pub handling: Handling,
     /// How other threads wake a reactor.
     pub wake: WakeStrategy,
-    /// Print every reactor's counters on SIGINT or SIGTERM.
+    /// Print every reactor's counters on SIGINT or SIGTERM (before the graceful shutdown).
     pub stats: bool,
 }
 
@@ -90,12 +93,6 @@ where
         eprintln!("{e}\nusage: {name} {USAGE}");
         std::process::exit(2);
     });
-    if args.stats {
-        if let Err(e) = stats::block_signals() {
-            eprintln!("error: cannot set up --stats: {e}");
-            std::process::exit(1);
-        }
-    }
     let handler = handler(args.handling);
     let mut builder = Builder::new()
         .backend(args.backend)
@@ -115,7 +112,9 @@ where
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
-    let bound = runtime::serve(args.addr, move |stream| {
+    // Listening before the first line is printed: a signal sent as soon as it is read is heard.
+    let stop = stop_signal()?;
+    let server = runtime::serve(args.addr, move |stream| {
         let conn = handler(stream);
         async move {
             if let Err(e) = conn.await {
@@ -129,64 +128,64 @@ where
         }
     })
     .await?;
-    if args.stats {
-        stats::print_on_signal(runtime::reactors());
-    }
+    announce(server.local_addr())?;
+    stop.await;
+    shut_down(server, args.stats).await
+}
+
+/// Prints the startup line (`listening on <ip:port> (backend: <uring|epoll>)`) on stdout, and
+/// the backend's details on stderr.
+pub fn announce(addr: SocketAddr) -> io::Result<()> {
     let backend = runtime::running_backend().expect("inside the runtime");
     let mut out = io::stdout().lock();
-    writeln!(out, "listening on {bound} (backend: {})", backend.kind())?;
+    writeln!(out, "listening on {addr} (backend: {})", backend.kind())?;
     out.flush()?;
     drop(out);
     eprintln!("backend: {backend}");
-    std::future::pending().await
+    Ok(())
 }
 
-/// `--stats`: the counters of every reactor, printed on SIGINT or SIGTERM.
-mod stats {
-    use std::io::{self, Write};
+/// How long connections in flight get to finish after SIGINT or SIGTERM.
+pub const GRACE: Duration = Duration::from_secs(5);
 
-    fn signals() -> libc::sigset_t {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-        }
-        set
-    }
-
-    /// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards
-    /// (call it before the runtime starts), so that only [`print_on_signal`]'s thread sees them.
-    pub(super) fn block_signals() -> io::Result<()> {
-        let set = signals();
-        // SAFETY: `set` is initialised; the old mask is not wanted.
-        let res = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if res == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(res))
-        }
-    }
-
-    /// Waits for SIGINT or SIGTERM on a thread of its own, then prints the counters of every
-    /// reactor and exits.
-    pub(super) fn print_on_signal(reactors: Vec<runtime::ReactorHandle>) {
-        std::thread::spawn(move || {
-            let set = signals();
-            let mut sig = 0;
-            // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
-            unsafe { libc::sigwait(&set, &mut sig) };
-            let snapshots: Vec<_> = reactors.iter().map(|r| r.metrics().snapshot()).collect();
-            let mut out = io::stdout().lock();
-            for (i, s) in snapshots.iter().enumerate() {
-                let _ = writeln!(out, "reactor {i}: {s}");
+/// A future that completes at the first SIGINT or SIGTERM (listening from this call on).
+pub fn stop_signal() -> io::Result<impl Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        std::future::poll_fn(|cx| {
+            if interrupt.poll_recv(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-            let total = runtime::MetricsSnapshot::sum(&snapshots);
-            let _ = writeln!(out, "total: {total}");
-            let _ = out.flush();
-            std::process::exit(0);
-        });
+        })
+        .await
+    })
+}
+
+/// The graceful stop: with `--stats`, every reactor's counters on stdout; then the server
+/// stops accepting and its connections get [`GRACE`] to finish.
+pub async fn shut_down(server: runtime::Server, stats: bool) -> io::Result<()> {
+    if stats {
+        print_stats()?;
     }
+    let report = server.shutdown(GRACE).await;
+    eprintln!(
+        "shut down: {} connections finished, {} cancelled at the deadline",
+        report.finished, report.cancelled
+    );
+    Ok(())
+}
+
+/// The counters of every reactor, then their total.
+fn print_stats() -> io::Result<()> {
+    let snapshots = runtime::metrics();
+    let mut out = io::stdout().lock();
+    for (i, s) in snapshots.iter().enumerate() {
+        writeln!(out, "reactor {i}: {s}")?;
+    }
+    let total = runtime::MetricsSnapshot::sum(&snapshots);
+    writeln!(out, "total: {total}")?;
+    out.flush()
 }

@@ -47,9 +47,9 @@ fn server() {
             });
             let http = http.await;
             let (inline, offload, http) = (
-                inline.expect("serve"),
-                offload.expect("serve"),
-                http.expect("serve"),
+                inline.expect("serve").local_addr(),
+                offload.expect("serve").local_addr(),
+                http.expect("serve").local_addr(),
             );
             println!("SOAK {inline} {offload} {http}");
             std::future::pending::<()>().await

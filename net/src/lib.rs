@@ -4,6 +4,7 @@
 //! `runtime` facade picks `S`.
 #![forbid(unsafe_code)]
 
+mod drain;
 mod listener;
 mod poll_io;
 mod serve;
@@ -11,7 +12,7 @@ mod stream;
 
 pub use listener::{Incoming, TcpListener};
 pub use poll_io::{PollIo, ReadStream, StreamSource, WriteStream};
-pub use serve::serve;
+pub use serve::{serve, Draining, Server, ShutdownReport};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 
 use std::io;

@@ -44,6 +44,13 @@ impl<S: Source> TcpListener<S> {
         }))
     }
 
+    /// Stops listening: connections not yet accepted are reset, and new ones refused, from
+    /// when this returns (the socket itself closes when the listener is dropped, which on
+    /// io_uring happens in the background).
+    pub(crate) async fn stop_listening(&self) -> io::Result<()> {
+        ops::shutdown(&self.source, std::net::Shutdown::Both).await
+    }
+
     fn bind_one(addr: &SocketAddr, reuseport: bool) -> io::Result<Self> {
         let fd = sys::socket(addr, libc::SOCK_STREAM, S::nonblocking()?)?;
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);

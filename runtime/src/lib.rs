@@ -62,17 +62,19 @@ pub mod pool {
 }
 
 /// Accepts on `addr` on every reactor (one `SO_REUSEPORT` listener each), calling `handler` on
-/// the reactor that accepted; returns the bound address once all listen.
-pub async fn serve<H, Fut>(
-    addr: std::net::SocketAddr,
-    handler: H,
-) -> std::io::Result<std::net::SocketAddr>
+/// the reactor that accepted; returns the running [`Server`] once all listen. See
+/// [`Server::shutdown`] for a graceful stop.
+pub async fn serve<H, Fut>(addr: std::net::SocketAddr, handler: H) -> std::io::Result<Server>
 where
     H: Fn(net::TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     ::net::serve::<DefaultSource, H, Fut>(addr, handler).await
 }
+
+/// A server bound on every reactor. See [`::net::Server`].
+pub type Server = ::net::Server<DefaultSource>;
+pub use ::net::{Draining, ShutdownReport};
 pub use select::{DefaultDriver, DefaultSource};
 pub use wake::{parse_duration, WakeStrategy};
 

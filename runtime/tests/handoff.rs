@@ -188,7 +188,8 @@ async fn serve_accepts_on_every_reactor() {
         }
     })
     .await
-    .expect("serve");
+    .expect("serve")
+    .local_addr();
     let before = runtime::metrics();
     let clients: Vec<_> = (0..32)
         .map(|i| {

@@ -124,7 +124,7 @@ fn child() {
                 .pool_threads(0)
                 .block_on(async {
                     let any = "127.0.0.1:0".parse().expect("addr");
-                    let addr = runtime::serve(any, echo).await.expect("serve");
+                    let addr = runtime::serve(any, echo).await.expect("serve").local_addr();
                     println!("CHILD {addr}");
                     std::future::pending::<()>().await
                 });
@@ -208,7 +208,7 @@ fn eight_thousand_connections_held_and_served() {
             .pool_threads(1)
             .block_on(async move {
                 let any = "127.0.0.1:0".parse().expect("addr");
-                let addr = runtime::serve(any, echo).await.expect("serve");
+                let addr = runtime::serve(any, echo).await.expect("serve").local_addr();
                 runtime::pool::spawn_blocking(move || {
                     let (clients, report) = spawn_child("clients", &format!("{addr} 8000"));
                     finish(clients);
