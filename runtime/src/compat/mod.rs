@@ -2,7 +2,7 @@
 //!
 //! [`AsyncIo`] wraps a [`TcpStream`](crate::net::TcpStream) or one of its owned halves and
 //! implements tokio's `AsyncRead`/`AsyncWrite` (cargo feature `tokio-io`) and futures-io's
-//! (feature `futures-io`). With feature `hyper`, [`HyperExecutor`] and [`HyperTimer`] give hyper
+//! (feature `futures-io`). With feature `hyper`, `HyperExecutor` and `HyperTimer` give hyper
 //! (and so axum) what it needs to run here:
 //!
 //! ```ignore
