@@ -13,13 +13,15 @@
 //! | `--offload` | read on the reactor, compute and write the reply on a pool thread |
 //! | `--work-us N` | spend N µs of CPU (a busy loop) on each read before answering (default 0) |
 //! | `--wake STRATEGY` | `eventfd`, `eventfd-if-parked`, `timeout:<dur>`, `sqpoll[:<idle>]`, `msg-ring`, `direct-first` |
-//! | `--stats` | on SIGINT or SIGTERM, print every reactor's counters before exiting |
+//! | `--stats` | on SIGINT or SIGTERM, print every reactor's counters before shutting down |
 //!
 //! The first line on stdout is `listening on <ip:port> (backend: <uring|epoll>)`; the server
-//! then runs until killed. `http` and `kv` take the same flags.
+//! then runs until SIGINT or SIGTERM, when it stops accepting and gives the connections in
+//! flight 5 s to finish. `http` and `kv` take the same flags; `hyper` and `axum` all but
+//! `--offload` and `--work-us`.
 
 fn main() {
-    examples::server::main("echo", 7000, |handling| {
+    examples::server::main("echo", 7000, |handling, _| {
         move |stream| examples::echo::echo(stream, handling)
     });
 }

@@ -8,7 +8,7 @@
 //! Takes the same flags as `echo` (see its documentation).
 
 fn main() {
-    examples::server::main("http", 8080, |handling| {
+    examples::server::main("http", 8080, |handling, _| {
         move |stream| examples::http::serve(stream, handling)
     });
 }

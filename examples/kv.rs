@@ -13,7 +13,7 @@ use examples::kv::Store;
 
 fn main() {
     let store = Arc::new(Store::default());
-    examples::server::main("kv", 6380, move |handling| {
+    examples::server::main("kv", 6380, move |handling, _| {
         move |stream| examples::kv::serve(stream, store.clone(), handling)
     });
 }

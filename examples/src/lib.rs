@@ -1,8 +1,11 @@
-//! The example servers' code, shared by their binaries (`echo`, `http`, `kv`) and by the
+//! The example servers' code, shared by their binaries (`echo`, `http`, `kv`, `hyper`, `axum`)
+//! and by the
 //! benchmark harness, so that what is measured is exactly what the examples run.
 
+pub mod axum_app;
 pub mod echo;
 pub mod http;
+pub mod hyper_app;
 pub mod kv;
 pub mod requests;
 pub mod resp;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use runtime::net::TcpStream;
 use runtime::signal::{signal, SignalKind};
-use runtime::{Backend, Builder, WakeStrategy};
+use runtime::{Backend, Builder, Draining, WakeStrategy};
 
 use crate::{Handling, Placement};
 
@@ -81,19 +81,37 @@ impl ServerArgs {
     }
 }
 
-/// Parses the command line and serves `handler` on every reactor until killed. The first stdout
-/// line is `listening on <ip:port> (backend: <uring|epoll>)`. Bad flags exit with status 2, a
-/// runtime that cannot start with status 1.
-pub fn main<H, Fut>(name: &str, default_port: u16, handler: impl FnOnce(Handling) -> H)
+/// Parses the command line and serves on every reactor until SIGINT or SIGTERM, then shuts
+/// down gracefully. `handler` makes the connection handler, given how to handle requests and
+/// the server's [`Draining`] signal. The first stdout line is `listening on <ip:port> (backend:
+/// <uring|epoll>)`. Bad flags exit with status 2, a runtime that cannot start with status 1.
+pub fn main<H, Fut>(name: &str, default_port: u16, handler: impl FnOnce(Handling, Draining) -> H)
 where
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
-    let args = ServerArgs::parse(std::env::args().skip(1), default_port).unwrap_or_else(|e| {
+    run(
+        name,
+        default_port,
+        std::env::args().skip(1).collect(),
+        handler,
+    )
+}
+
+/// [`main`] with the flags given (without the program name).
+pub fn run<H, Fut>(
+    name: &str,
+    default_port: u16,
+    args: Vec<String>,
+    handler: impl FnOnce(Handling, Draining) -> H,
+) where
+    H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = io::Result<()>> + 'static,
+{
+    let args = ServerArgs::parse(args, default_port).unwrap_or_else(|e| {
         eprintln!("{e}\nusage: {name} {USAGE}");
         std::process::exit(2);
     });
-    let handler = handler(args.handling);
     let mut builder = Builder::new()
         .backend(args.backend)
         .reactors(args.reactors)
@@ -107,14 +125,19 @@ where
     }
 }
 
-async fn serve<H, Fut>(args: &ServerArgs, handler: H) -> io::Result<()>
+async fn serve<H, Fut>(
+    args: &ServerArgs,
+    handler: impl FnOnce(Handling, Draining) -> H,
+) -> io::Result<()>
 where
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
     // Listening before the first line is printed: a signal sent as soon as it is read is heard.
     let stop = stop_signal()?;
-    let server = runtime::serve(args.addr, move |stream| {
+    let server = runtime::Server::bind(args.addr).await?;
+    let handler = handler(args.handling, server.draining());
+    server.serve(move |stream| {
         let conn = handler(stream);
         async move {
             if let Err(e) = conn.await {
@@ -126,8 +149,7 @@ where
                 }
             }
         }
-    })
-    .await?;
+    })?;
     announce(server.local_addr())?;
     stop.await;
     shut_down(server, args.stats).await
