@@ -192,6 +192,8 @@ pub async fn shut_down(server: runtime::Server, stats: bool) -> io::Result<()> {
     if stats {
         print_stats()?;
     }
+    server.stop_accepting().await;
+    eprintln!("stopped accepting; connections get {GRACE:?} to finish");
     let report = server.shutdown(GRACE).await;
     eprintln!(
         "shut down: {} connections finished, {} cancelled at the deadline",
