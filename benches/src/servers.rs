@@ -172,6 +172,9 @@ pub enum Protocol {
     Echo,
     /// HTTP/1.1 plaintext, "Hello, World!".
     Http,
+    /// The hyper example's service (`GET /`: "Hello, World!") with hyper-util's auto builder:
+    /// through `runtime::compat` on ours, hyper-util's tokio glue on tokio.
+    Hyper,
 }
 
 impl Protocol {
@@ -180,12 +183,13 @@ impl Protocol {
         match self {
             Protocol::Echo => "echo",
             Protocol::Http => "http",
+            Protocol::Hyper => "hyper",
         }
     }
 
     /// Parses [`name`](Protocol::name).
     pub fn from_name(name: &str) -> Option<Self> {
-        [Protocol::Echo, Protocol::Http]
+        [Protocol::Echo, Protocol::Http, Protocol::Hyper]
             .into_iter()
             .find(|p| p.name() == name)
     }
@@ -199,6 +203,7 @@ impl Protocol {
                 let (out, close) = examples::http::respond(pending);
                 (!close).then_some(out)
             }
+            Protocol::Hyper => unreachable!("hyper servers answer through hyper"),
         }
     }
 }
@@ -209,6 +214,17 @@ impl Protocol {
 pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -> io::Result<()> {
     cpu::pin_to(cpu)?;
     let handler = Handler { protocol, work };
+    let hyper_peer = matches!(
+        kind,
+        ServerKind::Ours { offload: false, .. }
+            | ServerKind::TokioCurrentThread
+            | ServerKind::TokioMultiThread
+    );
+    if protocol == Protocol::Hyper && (!hyper_peer || !work.is_zero()) {
+        return Err(io::Error::other(
+            "the hyper workload runs on ours (inline) and tokio, without --work-us",
+        ));
+    }
     match kind {
         ServerKind::Ours {
             backend,
@@ -216,16 +232,20 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
             wake,
         } => serve_ours(backend, offload, wake, handler),
         ServerKind::TokioCurrentThread => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()?;
+            let mut rt = tokio::runtime::Builder::new_current_thread();
+            if protocol == Protocol::Hyper {
+                // hyper's timer (the header read timeout) runs on tokio's.
+                rt.enable_time();
+            }
+            let rt = rt.enable_io().build()?;
             rt.block_on(serve_tokio(handler))
         }
         ServerKind::TokioMultiThread => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_io()
-                .build()?;
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if protocol == Protocol::Hyper {
+                rt.enable_time();
+            }
+            let rt = rt.worker_threads(1).enable_io().build()?;
             rt.block_on(serve_tokio(handler))
         }
         ServerKind::RawEpoll => serve_raw_epoll(handler),
@@ -288,6 +308,9 @@ fn serve_ours(
             if runtime::Backend::from(info.kind()) != backend {
                 return Err(io::Error::other(format!("asked for {backend}, got {info}")));
             }
+            if handler.protocol == Protocol::Hyper {
+                return serve_ours_hyper().await;
+            }
             let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;
             answer_metrics_requests(runtime::reactors());
             announce(listener.local_addr()?)?;
@@ -296,9 +319,46 @@ fn serve_ours(
                 match handler.protocol {
                     Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, handling))),
                     Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, handling))),
+                    Protocol::Hyper => unreachable!("served above"),
                 }
             }
         })?
+}
+
+/// The hyper example's service through `runtime::compat`.
+async fn serve_ours_hyper() -> io::Result<()> {
+    let server = runtime::Server::bind("127.0.0.1:0".parse().expect("addr")).await?;
+    let draining = server.draining();
+    server.serve(move |stream| {
+        let service = hyper::service::service_fn(examples::hyper_app::route);
+        let conn = examples::hyper_app::serve_connection(stream, None, service, draining.clone());
+        async move {
+            let _ = conn.await;
+        }
+    })?;
+    answer_metrics_requests(runtime::reactors());
+    announce(server.local_addr())?;
+    std::future::pending().await
+}
+
+/// The hyper example's service on tokio, through hyper-util's tokio glue.
+async fn serve_tokio_hyper() -> io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new());
+            builder.http2().timer(TokioTimer::new());
+            let service = hyper::service::service_fn(examples::hyper_app::route);
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// For each `metrics` line on stdin, prints `metrics <name>=<value> ...` (every reactor's
@@ -325,6 +385,9 @@ fn answer_metrics_requests(reactors: Vec<runtime::ReactorHandle>) {
 
 async fn serve_tokio(handler: Handler) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if handler.protocol == Protocol::Hyper {
+        return serve_tokio_hyper().await;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     announce(listener.local_addr()?)?;
     loop {

@@ -26,6 +26,10 @@ use tokio_rustls::TlsAcceptor;
 /// A response body: a fixed one, or the request's streamed back.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
+/// The length of hyper's HTTP/1.1 answer to `GET /`: status line, `content-length`, `date`
+/// (always 29 characters), blank line and `Hello, World!`; load generators expect it.
+pub const HELLO_RESPONSE_LEN: usize = 17 + 20 + 37 + 2 + 13;
+
 fn full(bytes: &'static [u8]) -> Body {
     Full::new(Bytes::from_static(bytes))
         .map_err(|never| match never {})

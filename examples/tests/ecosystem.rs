@@ -285,3 +285,23 @@ fn a_hyper_client_on_this_runtime_talks_to_the_example() {
         });
     }
 }
+
+/// The benchmark harness counts response bytes: hyper's answer to `GET /` has the documented
+/// length, and pipelined requests get one answer each.
+#[test]
+fn hypers_answer_has_the_length_the_harness_expects() {
+    use std::io::Read;
+    for backend in backends() {
+        let server = start(backend, App::Hyper, None);
+        let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+        s.write_all(&request.repeat(3)).expect("send");
+        let mut got = vec![0u8; 3 * examples::hyper_app::HELLO_RESPONSE_LEN];
+        s.read_exact(&mut got).expect("three answers");
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+        assert!(text.ends_with("Hello, World!"), "{text}");
+    }
+}

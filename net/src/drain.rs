@@ -8,35 +8,64 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
+use slab::Slab;
 
-/// Wakers waiting for a condition that other threads make true.
+/// Wakers waiting for a condition that other threads make true. Each waiting future holds a
+/// slot, so that polling it again costs no scan of the others (a server's connections each wait
+/// on the same flags).
 #[derive(Default)]
-struct Waiters(Mutex<Vec<Waker>>);
+struct Waiters(Mutex<Slab<Waker>>);
 
 impl Waiters {
-    /// `Ready` once `done()` holds; otherwise registers `cx`'s waker (and looks once more, so a
-    /// change made before the waker was in the list is not missed).
-    fn poll_until(&self, cx: &mut Context<'_>, done: impl Fn() -> bool) -> Poll<()> {
-        if done() {
+    fn wake_all(&self) {
+        // Woken in place: each slot belongs to its future until the future drops.
+        let wakers: Vec<Waker> = self.0.lock().iter().map(|(_, w)| w.clone()).collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// A future that is ready once `done()` holds, woken by its [`Waiters`].
+struct WaitUntil<'a, F: Fn() -> bool> {
+    waiters: &'a Waiters,
+    done: F,
+    /// This future's slot and the waker in it.
+    slot: Option<(usize, Waker)>,
+}
+
+impl<F: Fn() -> bool + Unpin> Future for WaitUntil<'_, F> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if (this.done)() {
             return Poll::Ready(());
         }
-        {
-            let mut waiters = self.0.lock();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
+        match &mut this.slot {
+            Some((_, waker)) if waker.will_wake(cx.waker()) => return Poll::Pending,
+            Some((key, waker)) => {
+                *waker = cx.waker().clone();
+                this.waiters.0.lock()[*key] = waker.clone();
+            }
+            None => {
+                let key = this.waiters.0.lock().insert(cx.waker().clone());
+                this.slot = Some((key, cx.waker().clone()));
             }
         }
-        if done() {
+        // Look again: a change made before the waker was in its slot woke nobody.
+        if (this.done)() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
     }
+}
 
-    fn wake_all(&self) {
-        let waiters = std::mem::take(&mut *self.0.lock());
-        for w in waiters {
-            w.wake();
+impl<F: Fn() -> bool> Drop for WaitUntil<'_, F> {
+    fn drop(&mut self) {
+        if let Some((key, _)) = self.slot.take() {
+            self.waiters.0.lock().remove(key);
         }
     }
 }
@@ -59,7 +88,12 @@ impl Flag {
     }
 
     pub(crate) async fn wait(&self) {
-        poll_fn(|cx| self.waiters.poll_until(cx, || self.is_set())).await
+        WaitUntil {
+            waiters: &self.waiters,
+            done: || self.is_set(),
+            slot: None,
+        }
+        .await
     }
 }
 
@@ -82,7 +116,12 @@ impl Live {
     }
 
     pub(crate) async fn until_none(&self) {
-        poll_fn(|cx| self.waiters.poll_until(cx, || self.count() == 0)).await
+        WaitUntil {
+            waiters: &self.waiters,
+            done: || self.count() == 0,
+            slot: None,
+        }
+        .await
     }
 }
 

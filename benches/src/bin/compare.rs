@@ -31,7 +31,7 @@ use benches::writer;
 use runtime::Backend;
 
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
-       compare serve <server> <echo|http> --cpu N [--work-us N]
+       compare serve <server> <echo|http|hyper> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll";
 
@@ -85,6 +85,47 @@ fn http(connections: usize, depth: usize) -> Workload {
     }
 }
 
+/// The servers of the hyper workloads: the same hyper service on both our backends (through
+/// `runtime::compat`) and on tokio `current_thread` (hyper-util's tokio glue).
+const HYPER_SERVERS: [ServerKind; 3] = [
+    ServerKind::ours(Backend::Uring),
+    ServerKind::ours(Backend::Epoll),
+    ServerKind::TokioCurrentThread,
+];
+
+/// hyper's `GET /` at a fixed rate or pipelined; the ratio column is to tokio.
+fn hyper(connections: usize, mode: Mode) -> Workload {
+    let name = match mode {
+        Mode::Open { rate } => format!("hyper: GET /, {connections} conns, open loop {rate}/s"),
+        Mode::Closed { depth } => {
+            format!("hyper: GET /, {connections} conns, pipelining depth {depth}")
+        }
+        Mode::Churn => unreachable!("no churn workload for hyper"),
+    };
+    Workload {
+        name,
+        protocol: Protocol::Hyper,
+        connections,
+        mode,
+        request: b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec(),
+        response_len: examples::hyper_app::HELLO_RESPONSE_LEN,
+        work: Duration::ZERO,
+        servers: HYPER_SERVERS.to_vec(),
+        reference: ServerKind::TokioCurrentThread,
+    }
+}
+
+/// The native HTTP example at the hyper workload's rate: what hyper and the compat layer cost
+/// on top of it.
+fn hyper_baseline(rate: u64) -> Workload {
+    let mut w = http(100, 1);
+    w.name = format!("hyper baseline: the native http example, 100 conns, open loop {rate}/s");
+    w.mode = Mode::Open { rate };
+    w.servers = HYPER_SERVERS.to_vec();
+    w.reference = ServerKind::TokioCurrentThread;
+    w
+}
+
 /// Inline against offloaded, and every wake strategy, at `rate` with `work` per request.
 fn offload(rate: u64, work: Duration) -> Workload {
     let mut w = echo(64, 100, Mode::Open { rate });
@@ -129,6 +170,9 @@ fn full_matrix() -> Vec<Workload> {
     w.push(echo(64, 16, Mode::Churn));
     w.push(offload(50_000, Duration::ZERO));
     w.push(offload(20_000, Duration::from_micros(10)));
+    w.push(hyper(100, Mode::Open { rate: 50_000 }));
+    w.push(hyper(16, Mode::Closed { depth: 16 }));
+    w.push(hyper_baseline(50_000));
     w
 }
 
