@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cross-checks with clients nobody here wrote: wrk against the HTTP example (both backends) and
-# the tokio peer, and redis-benchmark against the kv example (both backends, inline and
-# offloaded) beside a real redis-server. Servers on CPU 0, clients on CPU 1, loopback only.
+# the tokio peer; wrk (HTTP/1.1) and h2load (h2c) against the hyper example on both backends and
+# the same hyper service on tokio; and redis-benchmark against the kv example (both backends,
+# inline and offloaded) beside a real redis-server. Servers on CPU 0, clients on CPU 1,
+# loopback only.
 #
 #   bash benches/cross-check.sh [seconds]
 set -euo pipefail
@@ -10,6 +12,7 @@ secs=${1:-5}
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2"; }; }
 need wrk wrk
+need h2load nghttp2-client
 need redis-benchmark redis-tools
 need redis-server redis-server
 
@@ -72,6 +75,24 @@ for run in "16 plain" "256 plain" "16 pipelined"; do
   done
 done
 rm -f "$pipeline"
+
+echo
+echo "## hyper: GET / with wrk (HTTP/1.1, 64 conns) and h2load (h2c, 16 conns x 16 streams)"
+for server in "uring:./target/release/examples/hyper --addr 127.0.0.1:0 --backend uring" \
+              "epoll:./target/release/examples/hyper --addr 127.0.0.1:0 --backend epoll" \
+              "tokio-ct:./target/release/compare serve tokio-ct hyper --cpu 0"; do
+  name=${server%%:*}
+  addr=$(start ${server#*:})
+  result=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" --latency "http://$addr/")
+  rps=$(echo "$result" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$result" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$result" | awk '$1 == "99%" {print $2}')
+  h2=$(taskset -c 1 h2load -D "$secs" -c16 -m16 -t1 "http://$addr/" 2>/dev/null)
+  h2rps=$(echo "$h2" | awk '/^finished in/ {print $4}')
+  h2ok=$(echo "$h2" | awk '/^requests:/ {print $8, "succeeded,", $10, "failed"}')
+  echo "$name: wrk $rps req/s, p50 $p50, p99 $p99; h2load $h2rps req/s ($h2ok)"
+  stop_last
+done
 
 echo
 echo "## redis-benchmark: SET and GET, 50 clients, pipelining 16 (requests/s)"
