@@ -305,3 +305,27 @@ fn hypers_answer_has_the_length_the_harness_expects() {
         assert!(text.ends_with("Hello, World!"), "{text}");
     }
 }
+
+/// h2load (nghttp2's load generator) over h2c: every request of several connections with many
+/// streams each succeeds, on both backends.
+#[test]
+fn hyper_example_serves_h2load_over_h2c() {
+    for backend in backends() {
+        let server = start(backend, App::Hyper, None);
+        let out = Command::new("h2load")
+            .args(["-n", "4000", "-c", "8", "-m", "16", "-t", "1"])
+            .arg(format!("http://{}/", server.addr))
+            .output()
+            .expect("h2load must be installed (Debian package nghttp2-client) to run these tests");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{backend:?}: h2load failed: {text}");
+        assert!(
+            text.contains("4000 succeeded, 0 failed"),
+            "{backend:?}: not every request succeeded:\n{text}"
+        );
+        assert!(
+            text.contains("h2c"),
+            "{backend:?}: h2load did not speak h2c:\n{text}"
+        );
+    }
+}
