@@ -5,42 +5,17 @@
 //!
 //! `STRESS_SCALE` divides the counts (CI runs the suite under valgrind with a larger divisor).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
 mod common;
 
-use common::{pair, scaled};
+use common::{pair, scaled, Rng};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
-
-/// A deterministic xorshift generator: the same drops on every run.
-struct Rng(Cell<u64>);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(Cell::new(seed | 1))
-    }
-    fn next(&self) -> u64 {
-        let mut x = self.0.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0.set(x);
-        x
-    }
-    /// A drop point: 0 µs (right after submission) up to a few hundred µs (parked, or done).
-    fn drop_after(&self) -> Duration {
-        match self.next() % 4 {
-            0 => Duration::ZERO,
-            1 => Duration::from_micros(self.next() % 50),
-            _ => Duration::from_micros(self.next() % 400),
-        }
-    }
-}
 
 fn byte_at(i: usize) -> u8 {
     (i.wrapping_mul(31) % 251) as u8

@@ -3,7 +3,6 @@
 //! writes), reads and writes dropped at random points lose and duplicate nothing, and bytes a
 //! write accepted reach the peer even when the adapter is dropped at once.
 
-use std::cell::Cell;
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{pair, scaled};
+use common::{pair, scaled, Rng};
 use runtime::compat::AsyncIo;
 use runtime::time::timeout;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,30 +21,6 @@ fn byte_at(i: usize) -> u8 {
 
 fn pattern(from: usize, len: usize) -> Vec<u8> {
     (from..from + len).map(byte_at).collect()
-}
-
-/// A deterministic xorshift generator.
-struct Rng(Cell<u64>);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(Cell::new(seed | 1))
-    }
-    fn next(&self) -> u64 {
-        let mut x = self.0.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0.set(x);
-        x
-    }
-    /// 0 µs (dropped at the first poll) up to a few hundred µs.
-    fn drop_after(&self) -> Duration {
-        match self.next() % 3 {
-            0 => Duration::ZERO,
-            _ => Duration::from_micros(self.next() % 300),
-        }
-    }
 }
 
 /// Sends `total` pattern bytes through tokio's `write`, `write_vectored` and `write_all`, then

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests (each test binary uses some of them).
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use runtime::net::{TcpListener, TcpStream};
 use runtime::BufResult;
@@ -88,4 +90,29 @@ pub fn wait_until_asleep(tids: &[i32]) {
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
+}
+
+/// A deterministic xorshift generator: the same drops on every run.
+pub struct Rng(Cell<u64>);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(Cell::new(seed | 1))
+    }
+    pub fn next(&self) -> u64 {
+        let mut x = self.0.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0.set(x);
+        x
+    }
+    /// A drop point: 0 µs (right after submission) up to a few hundred µs (parked, or done).
+    pub fn drop_after(&self) -> Duration {
+        match self.next() % 4 {
+            0 => Duration::ZERO,
+            1 => Duration::from_micros(self.next() % 50),
+            _ => Duration::from_micros(self.next() % 400),
+        }
+    }
 }
