@@ -88,6 +88,22 @@ impl RingSource {
         }
     }
 
+    /// Adds one to a counter of the owning reactor (from any thread).
+    fn count(
+        &self,
+        counter: impl FnOnce(&runtime_core::Metrics) -> &runtime_core::metrics::Counter,
+    ) {
+        if let Some(reactor) = self.owner.reactor.get() {
+            counter(reactor.metrics()).add(1);
+        }
+    }
+
+    fn count_salvaged(&self, kept: &Poll<io::Result<u32>>) {
+        if kept.is_ready() {
+            self.count(|m| &m.salvaged);
+        }
+    }
+
     /// The owning ring, if the calling thread is its reactor.
     fn on_owner<R>(&self, f: impl FnOnce(&Ring) -> R) -> Option<R> {
         with_current(|ring| (ring.id() == self.owner.id).then(|| f(ring))).flatten()
@@ -105,9 +121,7 @@ impl RingSource {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         if self.owner.wake == RingWake::DirectFirst {
-            if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
-                m.direct_syscalls.add(1);
-            }
+            self.count(|m| &m.direct_syscalls);
             if let Some(res) = try_direct(self.as_raw_fd(), code) {
                 return Poll::Ready(res);
             }
@@ -206,11 +220,15 @@ unsafe impl Source for RingSource {
             RingOpState::Idle => {
                 // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
                 if let Some(kept) = unsafe { self.salvage.take(code.kind(), cx.waker()) } {
+                    self.count_salvaged(&kept);
                     return kept;
                 }
                 // SAFETY: as above.
                 if let Some(done) = unsafe { self.read_received(code.kind(), cx) } {
                     return done;
+                }
+                if is_read(code.kind()) {
+                    self.count(|m| &m.one_shot_receives);
                 }
                 let entry = sqe::build(self.as_raw_fd(), code);
                 match self.on_owner(|ring| ring.start(entry, cx.waker())) {
@@ -251,7 +269,10 @@ unsafe impl Source for RingSource {
             // receive queue copy into them synchronously and keep no pointer.
             let res = unsafe {
                 match self.salvage.take(kind, cx.waker()) {
-                    Some(kept) => Some(kept),
+                    Some(kept) => {
+                        self.count_salvaged(&kept);
+                        Some(kept)
+                    }
                     None => self.read_received(kind, cx),
                 }
             };
@@ -260,9 +281,7 @@ unsafe impl Source for RingSource {
     }
 
     fn drop_op(&self, state: &mut RingOpState, code: &OpCode, keep_alive: Box<dyn Any + Send>) {
-        if let Some(m) = self.owner.reactor.get().map(|r| r.metrics()) {
-            m.cancels.add(1);
-        }
+        self.count(|m| &m.cancels);
         match std::mem::take(state) {
             RingOpState::Idle => {}
             RingOpState::Local(key) => {

@@ -96,6 +96,11 @@ metrics! {
     wakes_suppressed,
     /// Operations cancelled because their future was dropped.
     cancels,
+    /// Reads that went to the kernel as a one-shot receive into the caller's buffer (io_uring:
+    /// multishot receive off, refused, or out of provided buffers).
+    one_shot_receives,
+    /// Reads and accepts answered from what a dropped operation produced (io_uring's salvage).
+    salvaged,
 }
 
 impl std::fmt::Display for MetricsSnapshot {

@@ -1,10 +1,11 @@
 //! Dropping operations while the kernel may own their memory.
 
+use std::future::Future;
 use std::time::Duration;
 
 mod common;
 
-use common::pair;
+use common::{on_uring, pair, totals};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
@@ -72,4 +73,70 @@ async fn dropped_accept_does_not_leak_the_connection() {
     res.expect("write");
     let BufResult(res, buf) = server.read(vec![0u8; 4]).await;
     assert_eq!(&buf[..res.expect("read")], b"x");
+}
+
+/// A read whose bytes arrived before it was dropped: the next read returns them. On io_uring
+/// without multishot receive the dropped read is a one-shot receive the kernel completed, and
+/// its bytes come back through the salvage (counted); with multishot they wait in the receive
+/// queue; on epoll the dropped read never took them.
+async fn read_dropped_after_its_bytes_arrived(one_shot: bool) {
+    let (client, server) = pair().await;
+    let before = totals();
+    for round in 0..16u8 {
+        let msg = vec![round; 10 + round as usize];
+        // Boxed, so that `drop` below drops the future itself (a `pin!` would only drop a
+        // reference to it).
+        let mut read = Box::pin(client.read(vec![0u8; 64]));
+        // Started, and waiting: nothing was sent yet.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "round {round}: nothing was sent yet");
+        let BufResult(res, _) = server.write_all(msg.clone()).await;
+        res.expect("write");
+        // The write's completion came in the same ring turn as the read's, or after it: give
+        // the reactor one more turn so the read's result is in, then drop the read unpolled.
+        runtime::yield_now().await;
+        drop(read);
+        let BufResult(res, buf) = timeout(Duration::from_secs(10), client.read(vec![0u8; 64]))
+            .await
+            .expect("the bytes of the dropped read were lost: the next read got nothing");
+        let n = res.expect("read");
+        assert_eq!(&buf[..n], &msg[..], "round {round}");
+    }
+    let used = totals().since(&before);
+    if on_uring() && one_shot {
+        assert!(used.one_shot_receives >= 16, "one-shot receives: {used:?}");
+        assert!(
+            used.salvaged > 0,
+            "no read was answered by the salvage: {used:?}"
+        );
+    } else {
+        assert_eq!(used.one_shot_receives, 0, "{used:?}");
+    }
+}
+
+#[runtime::test]
+async fn a_read_dropped_after_its_bytes_arrived_loses_nothing() {
+    read_dropped_after_its_bytes_arrived(false).await;
+}
+
+#[runtime::test(multishot_receive = false)]
+async fn a_read_dropped_after_its_bytes_arrived_loses_nothing_with_one_shot_reads() {
+    read_dropped_after_its_bytes_arrived(true).await;
+}
+
+/// The `cancels` counter rises by exactly the number of operations dropped after they started:
+/// reads and accepts, each polled once (waiting) and dropped.
+#[runtime::test]
+async fn cancels_count_every_dropped_operation() {
+    let (client, _server) = pair().await;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let before = totals();
+    for _ in 0..16 {
+        let read = timeout(Duration::ZERO, client.read(vec![0u8; 64])).await;
+        assert!(read.is_err(), "nothing was sent: the read waits");
+        let accept = timeout(Duration::ZERO, listener.accept()).await;
+        assert!(accept.is_err(), "nobody connects: the accept waits");
+        runtime::yield_now().await;
+    }
+    assert_eq!(totals().since(&before).cancels, 32);
 }

@@ -8,27 +8,26 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{gettid, wait_until_asleep};
+use common::{gettid, totals, wait_until_asleep};
 use runtime::net::{TcpListener, TcpStream};
-use runtime::BufResult;
+use runtime::{BufResult, MetricsSnapshot};
 
-/// A blocking client: sends `rounds` requests, one at a time, and returns how long each reply
-/// took to arrive.
-fn client(addr: SocketAddr, rounds: usize) -> std::thread::JoinHandle<Vec<Duration>> {
+/// A blocking client: sends `rounds` requests, one at a time, and returns when each reply
+/// arrived. A reply that does not come within 5 s fails the test.
+fn client(addr: SocketAddr, rounds: usize) -> std::thread::JoinHandle<Vec<Instant>> {
     std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         (0..rounds)
             .map(|round| {
-                let start = Instant::now();
                 s.write_all(format!("ping {round}\n").as_bytes())
                     .expect("send");
                 let mut reply = [0u8; 7];
                 s.read_exact(&mut reply)
                     .unwrap_or_else(|e| panic!("round {round}: no reply (deadlock?): {e}"));
                 assert_eq!(&reply, format!("pong {round}\n").as_bytes());
-                start.elapsed()
+                Instant::now()
             })
             .collect()
     })
@@ -44,78 +43,167 @@ async fn read_request(stream: &TcpStream) {
     }
 }
 
-async fn respond(stream: &TcpStream, round: usize) {
+/// Writes the reply of `round`; returns when the write began.
+async fn respond(stream: &TcpStream, round: usize) -> Instant {
+    let start = Instant::now();
     let BufResult(res, _) = stream
         .write_all(format!("pong {round}\n").into_bytes())
         .await;
     res.expect("write the response from a foreign thread");
+    start
 }
 
-async fn deadlock_scenario(bound: Duration) {
+/// The article's deadlock, twice: a reply written by a pool thread while both reactors sleep,
+/// then by reactor 1 while reactor 0 (the owner) sleeps. Each reply must arrive within `bound`
+/// of the start of its write (the wait for the reactors to fall asleep is not counted).
+/// Returns the counters' change over the scenario.
+async fn deadlock_scenario(bound: Duration) -> MetricsSnapshot {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let reactor0 = gettid();
-    let reactor1 = runtime::spawn_on(1, async { gettid() })
+    let reactor1 = within_seconds(runtime::spawn_on(1, async { gettid() }))
         .await
         .expect("reactor 1");
     let client = client(listener.local_addr().expect("addr"), 2);
     let (stream, _) = listener.accept().await.expect("accept");
+    let before = totals();
 
     // Round 0: the reply is written by a pool thread while both reactors sleep.
     read_request(&stream).await;
-    let stream = runtime::pool::spawn(async move {
+    let (stream, start0) = within_seconds(runtime::pool::spawn(async move {
         wait_until_asleep(&[reactor0, reactor1]);
-        respond(&stream, 0).await;
-        stream
-    })
+        let start = respond(&stream, 0).await;
+        (stream, start)
+    }))
     .await
     .expect("pool task");
 
     // Round 1: the reply is written by reactor 1 while reactor 0, the owner, sleeps.
     read_request(&stream).await;
-    runtime::spawn_on(1, async move {
+    let start1 = within_seconds(runtime::spawn_on(1, async move {
         wait_until_asleep(&[reactor0]);
-        respond(&stream, 1).await;
-    })
+        respond(&stream, 1).await
+    }))
     .await
     .expect("reactor 1 task");
 
-    for (round, took) in client.join().expect("client").into_iter().enumerate() {
+    let arrived = within_seconds(runtime::pool::spawn_blocking(move || client.join()))
+        .await
+        .expect("join task")
+        .expect("the client got both replies");
+    for (round, (start, end)) in [start0, start1].into_iter().zip(arrived).enumerate() {
+        let took = end.saturating_duration_since(start);
         assert!(took < bound, "round {round} took {took:?}, bound {bound:?}");
     }
+    totals().since(&before)
 }
 
-const BOUND: Duration = Duration::from_secs(2);
+const BOUND: Duration = Duration::from_secs(1);
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "eventfd")]
+/// Awaits a task finished by another thread, failing after 5 s: a lost cross-thread wake
+/// fails the test in seconds (this reactor's own timer wakes it), not at the watchdog.
+async fn within_seconds<F: std::future::Future>(task: F) -> F::Output {
+    runtime::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("no wake within 5 s: a cross-thread wake was lost")
+}
+
+/// `Eventfd` writes the eventfd for every notification: at least one per handoff, none
+/// suppressed.
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "eventfd", timeout_secs = 30)]
 async fn deadlock_eventfd() {
-    deadlock_scenario(BOUND).await;
+    let used = deadlock_scenario(BOUND).await;
+    assert!(used.wakes_written >= 2, "{used:?}");
+    assert!(used.wakes_written >= used.handoffs, "{used:?}");
+    assert_eq!(used.wakes_suppressed, 0, "{used:?}");
 }
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "eventfd-if-parked")]
+/// `EventfdIfParked` writes only to a parked reactor: both replies went to sleeping ones.
+#[runtime::test(
+    reactors = 2,
+    pool_threads = 1,
+    wake = "eventfd-if-parked",
+    timeout_secs = 30
+)]
 async fn deadlock_eventfd_if_parked() {
-    deadlock_scenario(BOUND).await;
+    let used = deadlock_scenario(BOUND).await;
+    assert!(used.wakes_written >= 2, "{used:?}");
 }
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "timeout:20ms")]
+/// `Timeout` never writes: the reactors wake by themselves within the timeout.
+#[runtime::test(
+    reactors = 2,
+    pool_threads = 1,
+    wake = "timeout:20ms",
+    timeout_secs = 30
+)]
 async fn deadlock_timeout() {
-    // Waiting for the reactors to sleep takes part of the round too; the wake itself is
-    // bounded by the 20 ms timeout.
-    deadlock_scenario(Duration::from_secs(1)).await;
+    let used = deadlock_scenario(Duration::from_millis(500)).await;
+    assert_eq!(used.wakes_written, 0, "{used:?}");
 }
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "sqpoll:5ms")]
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "sqpoll:5ms", timeout_secs = 30)]
 async fn deadlock_sqpoll() {
     deadlock_scenario(BOUND).await;
 }
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "msg-ring")]
+#[runtime::test(reactors = 2, pool_threads = 1, wake = "msg-ring", timeout_secs = 30)]
 async fn deadlock_msg_ring() {
+    let used = deadlock_scenario(BOUND).await;
+    assert!(used.wakes_written >= 2, "{used:?}");
+}
+
+#[runtime::test(
+    reactors = 2,
+    pool_threads = 1,
+    wake = "direct-first",
+    timeout_secs = 30
+)]
+async fn deadlock_direct_first() {
     deadlock_scenario(BOUND).await;
 }
 
-#[runtime::test(reactors = 2, pool_threads = 1, wake = "direct-first")]
-async fn deadlock_direct_first() {
-    deadlock_scenario(BOUND).await;
+/// A pool thread hands 200 tasks to reactor 0 while a task keeps reactor 0 awake; returns the
+/// counters' change. `EventfdIfParked` then costs no syscall per handoff; `Eventfd` writes
+/// every time.
+async fn handoffs_to_a_busy_reactor() -> MetricsSnapshot {
+    let busy = std::rc::Rc::new(std::cell::Cell::new(true));
+    let spinning = busy.clone();
+    let spinner = runtime::spawn(async move {
+        while spinning.get() {
+            runtime::yield_now().await;
+        }
+    });
+    let here = runtime::current_reactor().expect("on a reactor");
+    let before = totals();
+    let handed = runtime::pool::spawn_blocking(move || {
+        (0..200)
+            .map(|i| here.spawn(async move { i }))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("pool");
+    for (i, task) in handed.into_iter().enumerate() {
+        assert_eq!(task.await.expect("handed-off task"), i);
+    }
+    let used = totals().since(&before);
+    busy.set(false);
+    spinner.await.expect("spinner");
+    assert!(used.handoffs >= 200, "{used:?}");
+    used
+}
+
+#[runtime::test(pool_threads = 1, wake = "eventfd-if-parked", timeout_secs = 30)]
+async fn handoffs_to_a_busy_reactor_write_no_wake_if_parked_only() {
+    let used = handoffs_to_a_busy_reactor().await;
+    assert!(used.wakes_suppressed >= 150, "{used:?}");
+    assert!(used.wakes_written <= 50, "{used:?}");
+}
+
+#[runtime::test(pool_threads = 1, wake = "eventfd", timeout_secs = 30)]
+async fn handoffs_to_a_busy_reactor_write_every_wake_with_eventfd() {
+    let used = handoffs_to_a_busy_reactor().await;
+    assert!(used.wakes_written >= 200, "{used:?}");
+    assert_eq!(used.wakes_suppressed, 0, "{used:?}");
 }
 
 #[runtime::test(reactors = 2, pool_threads = 1)]

@@ -116,3 +116,13 @@ impl Rng {
         }
     }
 }
+
+/// Every reactor's counters, summed.
+pub fn totals() -> runtime::MetricsSnapshot {
+    runtime::MetricsSnapshot::sum(&runtime::metrics())
+}
+
+/// Whether the test runs on io_uring.
+pub fn on_uring() -> bool {
+    runtime::running_backend().expect("in a runtime").kind() == runtime::BackendKind::Uring
+}
