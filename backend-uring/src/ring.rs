@@ -143,8 +143,11 @@ impl Ring {
     fn try_push(&self, entry: &squeue::Entry) -> bool {
         let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
         for attempt in 0..2 {
-            if attempt == 1 && self.submit_to_make_room().is_err() {
-                return false;
+            if attempt == 1 {
+                self.with_metrics(|m| m.sq_full.add_local(1));
+                if self.submit_to_make_room().is_err() {
+                    return false;
+                }
             }
             // SAFETY: the SQ is ours alone here (the `ring` invariant: reactor thread, or the
             // `SqPoll` lock held just above).
@@ -360,7 +363,11 @@ impl Ring {
         let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
         // SAFETY: reading the SQ's state with the SQ ours (the `ring` invariant).
         let sq = unsafe { self.ring.submission_shared() };
-        let flagged = (self.taskrun_flag && sq.taskrun()) || sq.cq_overflow();
+        let overflowed = sq.cq_overflow();
+        if overflowed {
+            self.with_metrics(|m| m.cq_overflows.add_local(1));
+        }
+        let flagged = (self.taskrun_flag && sq.taskrun()) || overflowed;
         (sq.len() as u32, flagged, self.sqpoll && sq.need_wakeup())
     }
 

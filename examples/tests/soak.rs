@@ -2,8 +2,8 @@
 //! connection churn) against the example handlers running in a child process, checking every
 //! reply, then that the server's memory and fds did not grow.
 //!
-//! CI runs it for 5 seconds; the full form is `SOAK_SECS=60 cargo test --release -p examples
-//! --test soak -- --nocapture`. `SOAK_BACKEND=uring|epoll` picks the server's backend.
+//! CI runs it for 5 seconds on each backend; the full form is `SOAK_SECS=60 cargo test --release
+//! -p examples --test soak -- --nocapture`. `SOAK_BACKEND=uring|epoll` runs one backend only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -69,8 +69,9 @@ fn proc_status(pid: u32) -> (u64, usize) {
     (rss_kb, fds)
 }
 
+/// Replies received and checked against what was sent (a wrong or missing reply panics the
+/// client instead).
 struct Counts {
-    requests: AtomicU64,
     verified: AtomicU64,
 }
 
@@ -92,7 +93,6 @@ fn echo_client(addr: SocketAddr, seed: u64, stop: &AtomicBool, counts: &Counts) 
         let len = 1 + (x % 2000) as usize;
         let msg: Vec<u8> = (0..len).map(|i| (x as usize + i) as u8).collect();
         s.write_all(&msg).expect("echo send");
-        counts.requests.fetch_add(1, Ordering::Relaxed);
         let mut got = vec![0u8; len];
         s.read_exact(&mut got).expect("echo reply");
         assert_eq!(got, msg, "corrupted echo");
@@ -109,7 +109,6 @@ fn http_client(addr: SocketAddr, churn: bool, stop: &AtomicBool, counts: &Counts
             s = connect(addr);
         }
         s.write_all(&request.repeat(depth)).expect("http send");
-        counts.requests.fetch_add(depth as u64, Ordering::Relaxed);
         let mut got = vec![0u8; http::HELLO.len() * depth];
         s.read_exact(&mut got).expect("http reply");
         assert_eq!(got, http::HELLO.repeat(depth), "corrupted response");
@@ -123,10 +122,25 @@ fn soak_mixed_load_loses_nothing_and_leaks_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let backend = std::env::var("SOAK_BACKEND").unwrap_or_else(|_| "auto".into());
+    let backends = match std::env::var("SOAK_BACKEND") {
+        Ok(one) => vec![one],
+        Err(_) if Builder::new().backend(Backend::Uring).build().is_ok() => {
+            vec!["uring".into(), "epoll".into()]
+        }
+        Err(_) => {
+            eprintln!("io_uring refused by this kernel: the soak runs on epoll only");
+            vec!["epoll".into()]
+        }
+    };
+    for backend in backends {
+        soak(&backend, secs);
+    }
+}
+
+fn soak(backend: &str, secs: u64) {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["server", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &backend)
+        .env(CHILD_ENV, backend)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -141,7 +155,6 @@ fn soak_mixed_load_loses_nothing_and_leaks_nothing() {
     let pid = child.id();
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts {
-        requests: AtomicU64::new(0),
         verified: AtomicU64::new(0),
     });
     let mut clients = Vec::new();
@@ -172,21 +185,20 @@ fn soak_mixed_load_loses_nothing_and_leaks_nothing() {
         c.join().expect("a client saw a lost or corrupted reply");
     }
     let (rss1, fds1) = proc_status(pid);
-    let (requests, verified) = (
-        counts.requests.load(Ordering::Relaxed),
-        counts.verified.load(Ordering::Relaxed),
-    );
+    let verified = counts.verified.load(Ordering::Relaxed);
     drop(child.stdin.take());
     let _ = child.wait();
     eprintln!(
         "soak {backend}: {verified} replies checked in {:?}; rss {rss0} -> {rss1} kB, fds {fds0} -> {fds1}",
         started.elapsed()
     );
-    assert_eq!(requests, verified, "every request got its reply");
-    assert!(verified > 1000, "the load ran");
+    assert!(verified > 1000, "{backend}: the load ran");
     assert!(
         rss1 < rss0 + 16 * 1024,
-        "server memory grew from {rss0} to {rss1} kB"
+        "{backend}: server memory grew from {rss0} to {rss1} kB"
     );
-    assert!(fds1 <= fds0 + 4, "server fds grew from {fds0} to {fds1}");
+    assert!(
+        fds1 <= fds0 + 4,
+        "{backend}: server fds grew from {fds0} to {fds1}"
+    );
 }

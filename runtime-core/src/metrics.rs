@@ -101,6 +101,12 @@ metrics! {
     one_shot_receives,
     /// Reads and accepts answered from what a dropped operation produced (io_uring's salvage).
     salvaged,
+    /// Pushes that found the submission queue full (the ring then submits early, or the SQE
+    /// waits in the backlog for the next turn).
+    sq_full,
+    /// Ring entries that found the completion queue overflowed (the kernel held completions
+    /// until the driver flushed them).
+    cq_overflows,
 }
 
 impl std::fmt::Display for MetricsSnapshot {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{on_uring, pair, scaled, totals, Rng};
+use common::{all_closed_on_port, on_uring, pair, scaled, totals, Rng};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
@@ -182,14 +182,22 @@ async fn dropped_writes_and_connects_are_memory_safe() {
     let rounds = scaled(2000);
     let (client, server) = pair().await;
     let rng = Rng::new(0x717e);
-    // Drain the server side so writes make progress now and then.
+    // Drain the server side so writes make progress now and then; every byte that arrives must
+    // be one a write was given (a dropped write whose memory the kernel read after it was
+    // reused would send other bytes).
     let drain = runtime::spawn(async move {
         let mut total = 0usize;
         loop {
-            let BufResult(res, _) = server.read(vec![0u8; 65536]).await;
+            let BufResult(res, buf) = server.read(vec![0u8; 65536]).await;
             match res {
                 Ok(0) | Err(_) => return total,
-                Ok(n) => total += n,
+                Ok(n) => {
+                    assert!(
+                        buf[..n].iter().all(|&b| b == 0x55),
+                        "bytes no write was given reached the peer"
+                    );
+                    total += n;
+                }
             }
         }
     });
@@ -202,7 +210,8 @@ async fn dropped_writes_and_connects_are_memory_safe() {
             }
         }
     });
-    let mut dropped = 0;
+    let before = totals();
+    let mut dropped = 0u64;
     for _ in 0..rounds {
         let size = 1 + rng.next() as usize % 200_000;
         if timeout(rng.drop_after(), client.write(vec![0x55u8; size]))
@@ -210,6 +219,10 @@ async fn dropped_writes_and_connects_are_memory_safe() {
             .is_err()
         {
             dropped += 1;
+            // Reuse the freed memory at once with other bytes.
+            let reused = vec![0xAAu8; size];
+            runtime::yield_now().await;
+            drop(reused);
         }
         if timeout(rng.drop_after(), TcpStream::connect(addr))
             .await
@@ -218,9 +231,16 @@ async fn dropped_writes_and_connects_are_memory_safe() {
             dropped += 1;
         }
     }
+    let used = totals().since(&before);
+    assert!(
+        used.cancels > 0 && used.cancels <= dropped,
+        "{dropped} dropped: {used:?}"
+    );
     drop(client);
     let drained = drain.await.expect("drain");
     acceptor.abort();
-    assert!(dropped > 0);
+    let _ = acceptor.await;
+    // Every connection made or abandoned here, and every accepted one, is closed.
+    all_closed_on_port(addr.port()).await;
     eprintln!("{rounds} rounds, {dropped} dropped writes and connects, {drained} bytes drained");
 }

@@ -189,17 +189,30 @@ async fn abort_cancels_a_task_and_drops_its_future() {
 
 #[runtime::test]
 async fn join_handle_yields_the_output_and_tasks_run_concurrently() {
-    let a = runtime::spawn(async {
-        sleep(Duration::from_millis(20)).await;
-        1
-    });
-    let b = runtime::spawn(async {
-        sleep(Duration::from_millis(20)).await;
-        2
-    });
-    let start = Instant::now();
-    assert_eq!(a.await.expect("a") + b.await.expect("b"), 3);
-    assert!(start.elapsed() < Duration::from_secs(5));
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    // A ping-pong: each task appends its turn only after seeing the other's last turn, so the
+    // two finish only if they interleave (run one after the other, the first would wait for
+    // ever and the timeout below fails the test).
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let player = |me: u32, log: Rc<RefCell<Vec<u32>>>| async move {
+        for turn in 0..10u32 {
+            while log.borrow().len() as u32 != 2 * turn + me {
+                runtime::yield_now().await;
+            }
+            log.borrow_mut().push(me);
+        }
+        me + 1
+    };
+    let a = runtime::spawn(player(0, log.clone()));
+    let b = runtime::spawn(player(1, log.clone()));
+    let both = async { a.await.expect("a") + b.await.expect("b") };
+    let sum = runtime::time::timeout(Duration::from_secs(10), both)
+        .await
+        .expect("the tasks did not interleave");
+    assert_eq!(sum, 3);
+    let expected: Vec<u32> = (0..20).map(|i| i % 2).collect();
+    assert_eq!(*log.borrow(), expected);
 }
 
 #[test]

@@ -51,10 +51,33 @@ async fn a_socket_that_always_has_data_does_not_starve_other_tasks() {
             }
         }
     });
+    // A timer on the same reactor fires five times while the stream goes on.
+    let ticker = runtime::spawn({
+        let bytes_read = bytes_read.clone();
+        async move {
+            let first = bytes_read.load(Ordering::Relaxed);
+            for _ in 0..5 {
+                runtime::time::sleep(Duration::from_millis(2)).await;
+            }
+            (first, bytes_read.load(Ordering::Relaxed))
+        }
+    });
     runtime::time::timeout(Duration::from_secs(10), other)
         .await
         .expect("the other task ran while the reader had data")
         .expect("other task");
+    let (first, at_last_tick) = runtime::time::timeout(Duration::from_secs(10), ticker)
+        .await
+        .expect("the timer fired while the reader had data")
+        .expect("ticker");
+    assert!(
+        at_last_tick > first,
+        "the reader made progress while the timer ticked"
+    );
+    // And the stream went on after the timer's last tick: it fired mid-stream.
+    while bytes_read.load(Ordering::Relaxed) <= at_last_tick {
+        runtime::yield_now().await;
+    }
     stop.store(true, Ordering::Relaxed);
     reader.await.expect("reader");
     // The reader's socket is closed now, which ends the writer's blocked send; join it off the

@@ -208,31 +208,58 @@ async fn handoffs_to_a_busy_reactor_write_every_wake_with_eventfd() {
 
 #[runtime::test(reactors = 2, pool_threads = 1)]
 async fn a_reactor_reads_and_the_pool_writes_a_megabyte() {
-    // The handoff path under volume: the owner reads, the pool writes, on one connection.
+    // The handoff path under volume, both directions at once on one connection: the owning
+    // reactor reads a megabyte the peer sends while a pool thread writes another to the peer.
+    const LEN: usize = 1 << 20;
+    let up = |i: usize| (i % 241) as u8;
+    let down = |i: usize| (i % 239) as u8;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let peer = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        let mut got = vec![0u8; 1 << 20];
+        let mut sender = s.try_clone().expect("clone");
+        let sending = std::thread::spawn(move || {
+            let data: Vec<u8> = (0..LEN).map(up).collect();
+            sender.write_all(&data).expect("peer send");
+        });
+        let mut got = vec![0u8; LEN];
         s.read_exact(&mut got).expect("read all");
+        sending.join().expect("peer sender");
         got
     });
     let (stream, _) = listener.accept().await.expect("accept");
-    let data: Vec<u8> = (0..1usize << 20).map(|i| (i % 241) as u8).collect();
-    let expected = data.clone();
-    runtime::pool::spawn(async move {
+    let stream = std::sync::Arc::new(stream);
+    let writer = stream.clone();
+    let written = runtime::pool::spawn(async move {
+        let data: Vec<u8> = (0..LEN).map(down).collect();
+        let mut chunks = 0;
         for chunk in data.chunks(10_000) {
-            let BufResult(res, _) = stream.write_all(chunk.to_vec()).await;
+            let BufResult(res, _) = writer.write_all(chunk.to_vec()).await;
             res.expect("write from the pool");
+            chunks += 1;
         }
-    })
-    .await
-    .expect("pool task");
-    assert!(peer.join().expect("peer") == expected);
-    let m = runtime::metrics();
-    assert_eq!(m.len(), 2);
+        chunks
+    });
+    let mut received = 0;
+    while received < LEN {
+        let BufResult(res, buf) = stream.read(vec![0u8; 65536]).await;
+        let n = res.expect("read on the owning reactor");
+        assert!(n > 0, "the peer closed early");
+        for (i, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, up(received + i), "byte {} from the peer", received + i);
+        }
+        received += n;
+    }
+    assert_eq!(written.await.expect("pool task"), LEN.div_ceil(10_000));
+    let got = runtime::pool::spawn_blocking(move || peer.join().expect("peer"))
+        .await
+        .expect("join");
+    assert!(
+        got.iter().enumerate().all(|(i, &b)| b == down(i)),
+        "bytes the pool wrote differ"
+    );
 }
 
 #[runtime::test(reactors = 2, pool_threads = 2)]

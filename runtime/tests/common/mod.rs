@@ -126,3 +126,42 @@ pub fn totals() -> runtime::MetricsSnapshot {
 pub fn on_uring() -> bool {
     runtime::running_backend().expect("in a runtime").kind() == runtime::BackendKind::Uring
 }
+
+/// TCP sockets on 127.0.0.1 with `port` at either end that an fd may still hold: established,
+/// connecting, or closed by the peer only (`/proc/net/tcp` states 01, 02, 08). A socket whose
+/// fd was closed is in none of these states.
+pub fn open_sockets_on_port(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port_of = |addr: &str| {
+        addr.split(':')
+            .nth(1)
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 3
+                && matches!(cols[3], "01" | "02" | "08")
+                && (port_of(cols[1]) == Some(port) || port_of(cols[2]) == Some(port))
+        })
+        .count()
+}
+
+/// Waits (yielding to the reactor, which submits queued closes) until no socket on `port` is
+/// held open; fails after 10 s.
+pub async fn all_closed_on_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = open_sockets_on_port(port);
+        if open == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} sockets on port {port} still open after 10 s: an fd leaked"
+        );
+        runtime::time::sleep(Duration::from_millis(1)).await;
+    }
+}
