@@ -64,6 +64,7 @@ fn start(backend: Backend, app: App, tls: Option<TlsAcceptor>) -> Running {
             .reactors(2)
             .pool_threads(1)
             .block_on(async move {
+                assert_on(backend);
                 let server = runtime::Server::bind("127.0.0.1:0".parse().expect("addr"))
                     .await
                     .expect("bind");
@@ -109,6 +110,12 @@ fn start(backend: Backend, app: App, tls: Option<TlsAcceptor>) -> Running {
         stop: Some(stop),
         thread: Some(thread),
     }
+}
+
+/// Fails unless this runtime runs on `backend` (`RUNTIME_BACKEND` must not move the test).
+fn assert_on(backend: Backend) {
+    let info = runtime::running_backend().expect("in a runtime");
+    assert_eq!(Backend::from(info.kind()), backend, "runs on {info}");
 }
 
 /// Runs curl with `args` (bounded to 30 s); returns its stdout.
@@ -244,6 +251,7 @@ fn a_hyper_client_on_this_runtime_talks_to_the_example() {
         let server = start(backend, App::Hyper, None);
         let addr = server.addr;
         Builder::new().backend(backend).block_on(async move {
+            assert_on(backend);
             let body: Vec<u8> = (0..256 * 1024).map(|i| (i % 241) as u8).collect();
 
             let io = TokioIo::new(AsyncIo::new(TcpStream::connect(addr).await.expect("c")));

@@ -69,6 +69,10 @@ fn spawn_server(backend: &str) -> (Server, SocketAddr, BufReader<std::process::C
         );
         // The harness may print `test child ... ` first, on the same line.
         if let Some((_, rest)) = line.split_once("listening on ") {
+            assert!(
+                rest.contains(&format!("(backend: {backend})")),
+                "asked for {backend}: {rest} (is RUNTIME_BACKEND set?)"
+            );
             let addr = rest.split_whitespace().next().expect("address");
             let addr = addr.parse().expect("address");
             let err = BufReader::new(child.0.stderr.take().expect("stderr"));

@@ -33,6 +33,8 @@ fn server() {
         .reactors(2)
         .pool_threads(2)
         .block_on(async {
+            let info = runtime::running_backend().expect("in a runtime");
+            assert_eq!(Backend::from(info.kind()), backend, "runs on {info}");
             let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
             let inline = runtime::serve(any, |s| async move {
                 let _ = echo(s, Placement::Inline).await;

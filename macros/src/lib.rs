@@ -34,7 +34,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Runs an `async fn` test once on every backend compiled into `runtime`.
 ///
 /// The test becomes a module of the same name with one test per backend (`name::uring`,
-/// `name::epoll`). A backend the kernel refuses prints why and skips. A watchdog aborts a test
+/// `name::epoll`), each pinned to its backend whatever `RUNTIME_BACKEND` says. io_uring, where
+/// this kernel refuses it, prints why and passes without running. A watchdog aborts a test
 /// that runs longer than `timeout_secs` (default 120). The runtime has one reactor and one pool
 /// thread unless `reactors = N`, `pool_threads = N`, `wake = "..."`, `ring_entries = N` or
 /// `multishot_receive = false` say otherwise.

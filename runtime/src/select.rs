@@ -88,7 +88,13 @@ pub(crate) fn resolve(
                 Ok((BackendKind::Epoll, why.to_string()))
             }
         }
-        Backend::Uring => Ok((BackendKind::Uring, why.to_string())),
+        Backend::Uring => {
+            // Asked for by name: a kernel that refuses it is an error now, with its reason,
+            // rather than a failure on the reactor thread later.
+            #[cfg(feature = "uring")]
+            uring(options)?;
+            Ok((BackendKind::Uring, why.to_string()))
+        }
         Backend::Epoll => Ok((BackendKind::Epoll, why.to_string())),
     }
 }

@@ -117,13 +117,13 @@ async fn a_slowloris_does_not_hold_up_other_clients() {
     );
 }
 
-#[runtime::test]
-async fn a_peer_that_never_reads_holds_memory_bounded() {
+/// Offers 256 MiB to a peer that never reads: the writes stop at the socket buffers and the
+/// process's memory stays bounded.
+async fn writes_to_a_peer_that_never_reads() {
     let (writer, _never_reads) = pair().await;
     let before = rss_bytes();
     let chunk = vec![9u8; 1 << 20];
     let mut written = 0usize;
-    // Offer 256 MiB; once the socket buffers are full the write waits instead of buffering.
     for _ in 0..256 {
         match timeout(Duration::from_millis(200), writer.write_all(chunk.clone())).await {
             Ok(BufResult(res, _)) => {
@@ -140,4 +140,38 @@ async fn a_peer_that_never_reads_holds_memory_bounded() {
     );
     assert!(grown < 64 << 20, "memory grew by {grown} bytes");
     eprintln!("offered 256 MiB, {written} bytes taken before backpressure, rss grew {grown} bytes");
+}
+
+/// Set in the child process that runs the memory test alone.
+const ALONE: &str = "HOSTILE_MEMORY_ALONE";
+
+/// The memory test measures the whole process's RSS, so it runs alone: in a child process
+/// (this test binary, re-executed for this test only), on every backend in turn.
+#[test]
+fn a_peer_that_never_reads_holds_memory_bounded() {
+    if std::env::var(ALONE).is_err() {
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "a_peer_that_never_reads_holds_memory_bounded",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ALONE, "1")
+            .status()
+            .expect("run the memory test alone");
+        assert!(
+            status.success(),
+            "the memory test failed in its own process"
+        );
+        return;
+    }
+    for backend in common::backends() {
+        runtime::Builder::new()
+            .backend(backend)
+            .block_on(async move {
+                common::assert_backend(backend);
+                writes_to_a_peer_that_never_reads().await
+            });
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::echo;
+use common::{backends, echo, raise_fd_limit};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::{Backend, BufResult, Builder};
 
@@ -51,17 +51,6 @@ fn cpu_time(pid: u32) -> Duration {
         }
     }
     Duration::from_nanos(ns)
-}
-
-fn backends() -> Vec<Backend> {
-    let mut v = Vec::new();
-    if cfg!(feature = "uring") && Builder::new().backend(Backend::Uring).build().is_ok() {
-        v.push(Backend::Uring);
-    }
-    if cfg!(feature = "epoll") {
-        v.push(Backend::Epoll);
-    }
-    v
 }
 
 /// Starts this binary as a child playing `role` (see `child`), and waits for its report line.
@@ -123,6 +112,7 @@ fn child() {
                 .reactors(1)
                 .pool_threads(0)
                 .block_on(async {
+                    common::assert_backend(backend);
                     let any = "127.0.0.1:0".parse().expect("addr");
                     let addr = runtime::serve(any, echo).await.expect("serve").local_addr();
                     println!("CHILD {addr}");
@@ -131,7 +121,7 @@ fn child() {
         }
         // `count` blocking clients: connect all, one echo each, hold them open.
         ["clients", addr, count] => {
-            set_nofile(u64::MAX);
+            raise_fd_limit(count.parse::<u64>().expect("count") + 256);
             let addr: SocketAddr = addr.parse().expect("addr");
             let count: usize = count.parse().expect("count");
             let mut held = Vec::with_capacity(count);
@@ -200,13 +190,14 @@ fn running_out_of_fds_backs_off_keeps_serving_and_recovers() {
 #[test]
 fn eight_thousand_connections_held_and_served() {
     let _serial = serial();
-    set_nofile(u64::MAX);
+    raise_fd_limit(8000 + 256);
     for backend in backends() {
         let report = Builder::new()
             .backend(backend)
             .reactors(1)
             .pool_threads(1)
             .block_on(async move {
+                common::assert_backend(backend);
                 let any = "127.0.0.1:0".parse().expect("addr");
                 let addr = runtime::serve(any, echo).await.expect("serve").local_addr();
                 runtime::pool::spawn_blocking(move || {
@@ -236,6 +227,7 @@ fn hundred_thousand_connect_close_cycles_leak_no_fd() {
             .reactors(1)
             .pool_threads(0)
             .block_on(async move {
+                common::assert_backend(backend);
                 let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let acceptor = runtime::spawn(async move {

@@ -73,6 +73,11 @@ fn shutdown_with_operations_in_flight_closes_everything() {
                 continue;
             }
         };
+        assert_eq!(
+            Backend::from(rt.backend_kind()),
+            backend,
+            "this test asked for {backend} (is RUNTIME_BACKEND set?)"
+        );
         let (fds, tasks) = (open_fds(), threads());
         let start = Instant::now();
         rt.block_on(leave_operations_in_flight()).expect("runtime");

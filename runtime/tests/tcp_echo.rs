@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::spawn_echo_server;
+use common::{raise_fd_limit, spawn_echo_server};
 use runtime::net::TcpStream;
 use runtime::BufResult;
 
@@ -46,6 +46,9 @@ async fn echo_one_mebibyte_in_odd_chunks() {
 
 #[runtime::test]
 async fn thousand_concurrent_connections() {
+    // Both ends of 1,000 connections, for each backend's run of this test at once, and the
+    // other tests of this binary.
+    raise_fd_limit(2 * 2 * 1000 + 512);
     let addr = spawn_echo_server();
     let clients: Vec<_> = (0..1000u32)
         .map(|i| {

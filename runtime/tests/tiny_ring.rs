@@ -24,6 +24,11 @@ fn eight_entry_ring_under_a_burst_loses_nothing() {
         Ok(rt) => rt,
         Err(e) => return eprintln!("skipped: io_uring unavailable: {e}"),
     };
+    assert_eq!(
+        rt.backend_kind(),
+        runtime::BackendKind::Uring,
+        "this test needs io_uring (is RUNTIME_BACKEND set?)"
+    );
     let (replies, used) = rt
         .block_on(runtime::time::timeout(Duration::from_secs(60), async {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

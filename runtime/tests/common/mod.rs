@@ -165,3 +165,51 @@ pub async fn all_closed_on_port(port: u16) {
         runtime::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// The backends compiled in that this kernel allows (io_uring may be refused; the reason is
+/// printed).
+pub fn backends() -> Vec<runtime::Backend> {
+    use runtime::{Backend, Builder};
+    let mut v = Vec::new();
+    if cfg!(feature = "uring") {
+        match Builder::new().backend(Backend::Uring).build() {
+            Ok(_) => v.push(Backend::Uring),
+            Err(e) => eprintln!("io_uring refused, not tested here: {e}"),
+        }
+    }
+    if cfg!(feature = "epoll") {
+        v.push(Backend::Epoll);
+    }
+    v
+}
+
+/// Raises this process's soft fd limit to its hard limit; fails with a clear message if even
+/// the hard limit is below `needed`.
+pub fn raise_fd_limit(needed: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    assert!(
+        lim.rlim_max >= needed,
+        "this test needs {needed} file descriptors, but the hard RLIMIT_NOFILE is {}: raise it \
+         (`ulimit -Hn`, or LimitNOFILE= for a service) and run again",
+        lim.rlim_max
+    );
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a valid rlimit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// Fails unless the runtime running this runs on `expected`: a test that builds its own runtime
+/// for one backend must not be moved to another by `RUNTIME_BACKEND`.
+pub fn assert_backend(expected: runtime::Backend) {
+    let info = runtime::running_backend().expect("in a runtime");
+    assert_eq!(
+        runtime::Backend::from(info.kind()),
+        expected,
+        "this test asked for {expected} and runs on {info} (is RUNTIME_BACKEND set?)"
+    );
+}
