@@ -127,6 +127,45 @@ mod tests {
     use crate::ring::DRAIN_TIMEOUTS;
     use crate::setup::RingConfig;
 
+    /// The kernel's release as (major, minor), from `uname`.
+    fn kernel_release() -> (u32, u32) {
+        // SAFETY: all-zero is a valid utsname, filled in by `uname`.
+        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: `uts` is a valid out-pointer.
+        assert_eq!(unsafe { libc::uname(&mut uts) }, 0);
+        // SAFETY: `uname` wrote a NUL-terminated string.
+        let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (next(), next())
+    }
+
+    /// Where the kernel has them (6.1 and later), the ring really is set up with
+    /// `SINGLE_ISSUER | DEFER_TASKRUN`: the description is not a claim the setup did not check.
+    #[test]
+    fn the_best_setup_flags_are_granted_where_the_kernel_has_them() {
+        let driver = match RingDriver::new(&RingConfig::default()) {
+            Ok(d) => d,
+            Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
+        };
+        let granted = driver.ring.params().is_setup_single_issuer();
+        if kernel_release() >= (6, 1) {
+            assert!(granted, "SINGLE_ISSUER was not granted on a 6.1+ kernel");
+            assert!(
+                driver.description.contains("SINGLE_ISSUER|DEFER_TASKRUN"),
+                "{}",
+                driver.description
+            );
+        } else {
+            assert_eq!(
+                granted,
+                driver.description.contains("SINGLE_ISSUER"),
+                "{}",
+                driver.description
+            );
+        }
+    }
+
     /// Kernels 5.11 to 5.18 refuse `IORING_ASYNC_CANCEL_ANY`: without it the eventfd read must
     /// still be cancelled (by its user data), or every drop stalls for the drain timeout and
     /// leaks the wake buffer.

@@ -118,6 +118,12 @@ impl Ring {
         ring
     }
 
+    /// The parameters the kernel set the ring up with.
+    #[cfg(test)]
+    pub(crate) fn params(&self) -> &io_uring::Parameters {
+        self.ring.params()
+    }
+
     pub(crate) fn id(&self) -> usize {
         self.shared.id
     }

@@ -230,15 +230,34 @@ impl Stop {
     }
 }
 
-fn pin_to_cpu(index: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// Pins the calling thread to CPU `index % online CPUs` (best effort: a refusal, in a
+/// restricted cpuset, leaves the thread where it is). Returns the affinity it had, to restore.
+fn pin_to_cpu(index: usize) -> Option<libc::cpu_set_t> {
+    // Online CPUs, not `available_parallelism` (the calling thread's own affinity, which is
+    // one CPU if an earlier runtime pinned it).
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut previous: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `previous` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+    let saved = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut previous)
+    } == 0;
+    // SAFETY: as above.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `index % cpus` is below the number of CPUs, far below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(index % cpus, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread. Pinning is
-    // best effort: a refusal (a restricted cpuset) leaves the thread where it is.
+    // SAFETY: `index % online` is below the number of CPUs, far below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(index % online, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
     let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    saved.then_some(previous)
+}
+
+/// Gives the calling thread back the affinity `pin_to_cpu` saved.
+fn restore_affinity(previous: Option<libc::cpu_set_t>) {
+    if let Some(set) = previous {
+        // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+        let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    }
 }
 
 /// Installs `ctx` as the calling thread's runtime until the guard drops.
@@ -276,15 +295,15 @@ where
     let startup = Arc::new(Startup::default());
     startup.update(|s| s.handles = vec![None; n]);
     let others = OtherReactors::start(config, &make_driver, &startup);
-    if config.pin_reactors {
-        pin_to_cpu(0);
-    }
+    // Reactor 0 is the calling thread: its affinity is given back when the runtime ends.
+    let caller_affinity = config.pin_reactors.then(|| pin_to_cpu(0)).flatten();
     let driver = match make_driver(0) {
         Ok(d) => d,
         Err(e) => {
             let failed = io::Error::new(e.kind(), "reactor 0 failed to start");
             startup.publish(0, Err(failed));
             others.stop();
+            restore_affinity(caller_affinity);
             return Err(e);
         }
     };
@@ -321,6 +340,7 @@ where
     // The other reactors stop after reactor 0's driver is gone: a wake from here must not be
     // a `MSG_RING` that waits in reactor 0's ring for a submission that would never come.
     others.stop();
+    restore_affinity(caller_affinity);
     res?
 }
 
@@ -358,7 +378,7 @@ impl OtherReactors {
                 .spawn(move || {
                     let startup = thread_startup;
                     if pin {
-                        pin_to_cpu(i);
+                        let _ = pin_to_cpu(i);
                     }
                     let driver = match make_driver(i) {
                         Ok(d) => d,
@@ -418,6 +438,11 @@ impl Pool {
             if let Ok(t) = spawned {
                 threads.push(t);
             }
+        }
+        if threads.is_empty() {
+            // No thread would ever run a job: refuse them at once (each handle reports
+            // cancellation) instead of queueing them for ever.
+            ctx.pool.shutdown();
         }
         Pool {
             inner: ctx.pool.clone(),

@@ -172,7 +172,9 @@ impl Builder {
         self
     }
 
-    /// The number of worker pool threads (0 disables the pool).
+    /// The number of worker pool threads. 0 disables the pool: `pool::spawn` and
+    /// `pool::spawn_blocking` then return handles that resolve at once to a cancelled
+    /// `JoinError`.
     pub fn pool_threads(mut self, n: usize) -> Self {
         self.config.pool_threads = n;
         self
