@@ -140,3 +140,65 @@ async fn cancels_count_every_dropped_operation() {
     }
     assert_eq!(totals().since(&before).cancels, 32);
 }
+
+/// An accept whose connection came before it was dropped: the next accept returns that
+/// connection (on io_uring, from the salvage), even with no other accept dropped after it.
+#[runtime::test]
+async fn an_accept_dropped_after_its_connection_came_loses_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let before = totals();
+    // Boxed, so that `drop` below drops the future itself.
+    let mut accept = Box::pin(listener.accept());
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(accept.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "nobody connected yet");
+    let client = TcpStream::connect(addr).await.expect("connect");
+    // One more turn, so that the accept's result is in before the future is dropped.
+    runtime::yield_now().await;
+    drop(accept);
+    let (server, _) = timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the connection of the dropped accept was lost")
+        .expect("accept");
+    assert_eq!(
+        server.peer_addr().expect("peer"),
+        client.local_addr().expect("local")
+    );
+    if on_uring() {
+        let used = totals().since(&before);
+        assert_eq!(used.salvaged, 1, "{used:?}");
+    }
+}
+
+/// A read first polled by one task and then awaited by another wakes the second one: the
+/// operation keeps the waker of its latest poll (with one-shot reads on io_uring, in the op
+/// table; with multishot receive, in the receive queue).
+async fn read_moved_to_another_task() {
+    let (client, server) = pair().await;
+    let client = std::rc::Rc::new(client);
+    let reader = client.clone();
+    let mut read = Box::pin(async move { reader.read(vec![0u8; 16]).await });
+    // Polled once here (this task's waker), then moved to a new task.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "nothing was sent yet");
+    let moved = runtime::spawn(read);
+    // Let the new task poll it once (its own waker), then send.
+    runtime::yield_now().await;
+    let BufResult(res, _) = server.write_all(b"moved".to_vec()).await;
+    res.expect("write");
+    let BufResult(res, buf) = timeout(Duration::from_secs(10), moved)
+        .await
+        .expect("the task that awaits the read was never woken")
+        .expect("task");
+    assert_eq!(&buf[..res.expect("read")], b"moved");
+}
+
+#[runtime::test]
+async fn a_read_moved_to_another_task_wakes_that_task() {
+    read_moved_to_another_task().await;
+}
+
+#[runtime::test(multishot_receive = false)]
+async fn a_read_moved_to_another_task_wakes_that_task_with_one_shot_reads() {
+    read_moved_to_another_task().await;
+}
