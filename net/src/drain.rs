@@ -5,33 +5,15 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use parking_lot::Mutex;
-use slab::Slab;
-
-/// Wakers waiting for a condition that other threads make true. Each waiting future holds a
-/// slot, so that polling it again costs no scan of the others (a server's connections each wait
-/// on the same flags).
-#[derive(Default)]
-struct Waiters(Mutex<Slab<Waker>>);
-
-impl Waiters {
-    fn wake_all(&self) {
-        // Woken in place: each slot belongs to its future until the future drops.
-        let wakers: Vec<Waker> = self.0.lock().iter().map(|(_, w)| w.clone()).collect();
-        for w in wakers {
-            w.wake();
-        }
-    }
-}
+use runtime_core::waiters::{WaitSlot, Waiters};
 
 /// A future that is ready once `done()` holds, woken by its [`Waiters`].
 struct WaitUntil<'a, F: Fn() -> bool> {
     waiters: &'a Waiters,
     done: F,
-    /// This future's slot and the waker in it.
-    slot: Option<(usize, Waker)>,
+    slot: WaitSlot,
 }
 
 impl<F: Fn() -> bool + Unpin> Future for WaitUntil<'_, F> {
@@ -39,34 +21,13 @@ impl<F: Fn() -> bool + Unpin> Future for WaitUntil<'_, F> {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if (this.done)() {
-            return Poll::Ready(());
-        }
-        match &mut this.slot {
-            Some((_, waker)) if waker.will_wake(cx.waker()) => return Poll::Pending,
-            Some((key, waker)) => {
-                *waker = cx.waker().clone();
-                this.waiters.0.lock()[*key] = waker.clone();
-            }
-            None => {
-                let key = this.waiters.0.lock().insert(cx.waker().clone());
-                this.slot = Some((key, cx.waker().clone()));
-            }
-        }
-        // Look again: a change made before the waker was in its slot woke nobody.
-        if (this.done)() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        this.waiters.poll_until(&mut this.slot, cx, &this.done)
     }
 }
 
 impl<F: Fn() -> bool> Drop for WaitUntil<'_, F> {
     fn drop(&mut self) {
-        if let Some((key, _)) = self.slot.take() {
-            self.waiters.0.lock().remove(key);
-        }
+        self.waiters.leave(&mut self.slot);
     }
 }
 
@@ -91,7 +52,7 @@ impl Flag {
         WaitUntil {
             waiters: &self.waiters,
             done: || self.is_set(),
-            slot: None,
+            slot: WaitSlot::default(),
         }
         .await
     }
@@ -119,7 +80,7 @@ impl Live {
         WaitUntil {
             waiters: &self.waiters,
             done: || self.count() == 0,
-            slot: None,
+            slot: WaitSlot::default(),
         }
         .await
     }

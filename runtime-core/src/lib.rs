@@ -22,6 +22,7 @@ pub mod signal;
 pub mod sys;
 mod task;
 mod timer;
+pub mod waiters;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};

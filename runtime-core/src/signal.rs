@@ -13,11 +13,12 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
 use crate::sys::cvt;
+use crate::waiters::{WaitSlot, Waiters};
 
 /// Signal numbers this module can track (Linux has 64, plus 0).
 const SIGNALS: usize = 65;
@@ -40,7 +41,7 @@ struct Slot {
     installed: AtomicBool,
     /// Deliveries seen by the reader so far.
     deliveries: AtomicU64,
-    waiters: Mutex<Vec<Waker>>,
+    waiters: Waiters,
 }
 
 struct Registry {
@@ -175,10 +176,7 @@ fn read_deliveries(read: OwnedFd) {
             if raised.swap(false, Ordering::SeqCst) {
                 let slot = &registry.slots[signum];
                 slot.deliveries.fetch_add(1, Ordering::SeqCst);
-                let waiters = std::mem::take(&mut *slot.waiters.lock());
-                for waker in waiters {
-                    waker.wake();
-                }
+                slot.waiters.wake_all();
             }
         }
     }
@@ -212,6 +210,8 @@ fn install(registry: &Registry, signum: i32) -> io::Result<()> {
 pub struct Signal {
     signum: i32,
     seen: u64,
+    /// Its place among the signal's waiters, once it waited.
+    slot: WaitSlot,
 }
 
 /// Listens for `kind`: from now on, the process no longer takes the signal's default action
@@ -231,7 +231,11 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
     let seen = registry.slots[signum as usize]
         .deliveries
         .load(Ordering::SeqCst);
-    Ok(Signal { signum, seen })
+    Ok(Signal {
+        signum,
+        seen,
+        slot: WaitSlot::default(),
+    })
 }
 
 impl Signal {
@@ -247,22 +251,20 @@ impl Signal {
             return Poll::Ready(None);
         };
         let slot = &registry.slots[self.signum as usize];
-        let mut registered = false;
-        loop {
-            let now = slot.deliveries.load(Ordering::SeqCst);
-            if now != self.seen {
-                self.seen = now;
-                return Poll::Ready(Some(()));
-            }
-            if registered {
-                return Poll::Pending;
-            }
-            let mut waiters = slot.waiters.lock();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
-            registered = true;
-            // Look again: a delivery counted before the waker was in the list woke nobody.
+        let seen = self.seen;
+        let delivered = || slot.deliveries.load(Ordering::SeqCst) != seen;
+        std::task::ready!(slot.waiters.poll_until(&mut self.slot, cx, delivered));
+        self.seen = slot.deliveries.load(Ordering::SeqCst);
+        Poll::Ready(Some(()))
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        if let Ok(registry) = registry() {
+            registry.slots[self.signum as usize]
+                .waiters
+                .leave(&mut self.slot);
         }
     }
 }
