@@ -5,6 +5,7 @@ use std::io::IoSlice;
 use std::mem::MaybeUninit;
 
 use crate::op::OpKind;
+use crate::ops::MAX_LEN;
 
 /// A read or write over memory the caller lends for the duration of one call to
 /// [`Source::poll_lent`](crate::Source::poll_lent).
@@ -27,7 +28,6 @@ impl Lent<'_> {
     /// Calls `f` with the operation over the lent memory. The `OpKind`'s pointers are valid for
     /// its access until `f` returns, and not after.
     pub fn with_kind<R>(&mut self, f: impl FnOnce(&OpKind) -> R) -> R {
-        const MAX_LEN: usize = i32::MAX as usize;
         match self {
             Lent::Recv(buf) => f(&OpKind::Recv {
                 buf: buf.as_mut_ptr().cast(),

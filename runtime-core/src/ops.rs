@@ -15,7 +15,7 @@ use crate::op::{Op, OpKind};
 use crate::sys::{sockaddr_from_std, sockaddr_to_std};
 
 /// Largest length passed to one operation: results are `i32` on io_uring.
-const MAX_LEN: usize = i32::MAX as usize;
+pub(crate) const MAX_LEN: usize = i32::MAX as usize;
 
 /// Accepts one connection; the new fd is in the mode [`Source::nonblocking`] asks for.
 pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SocketAddr)> {
