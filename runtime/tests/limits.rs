@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{backends, echo, raise_fd_limit};
+use common::{backends, echo, raise_fd_limit, set_soft_fd_limit};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::{Backend, BufResult, Builder};
 
@@ -20,18 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn set_nofile(soft: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim.rlim_cur = soft.min(lim.rlim_max);
-    // SAFETY: `lim` is a valid rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
 }
 
 fn open_fds() -> usize {
@@ -105,7 +93,7 @@ fn child() {
     match parts[..] {
         // An echo server on `backend` with at most `limit` fds.
         ["server", backend, limit] => {
-            set_nofile(limit.parse().expect("limit"));
+            set_soft_fd_limit(limit.parse().expect("limit"));
             let backend: Backend = backend.parse().expect("backend");
             Builder::new()
                 .backend(backend)

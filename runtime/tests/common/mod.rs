@@ -183,24 +183,35 @@ pub fn backends() -> Vec<runtime::Backend> {
     v
 }
 
-/// Raises this process's soft fd limit to its hard limit; fails with a clear message if even
-/// the hard limit is below `needed`.
-pub fn raise_fd_limit(needed: u64) {
+/// This process's fd limits: (soft, hard).
+fn fd_limits() -> libc::rlimit {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a valid out-pointer.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    assert!(
-        lim.rlim_max >= needed,
-        "this test needs {needed} file descriptors, but the hard RLIMIT_NOFILE is {}: raise it \
-         (`ulimit -Hn`, or LimitNOFILE= for a service) and run again",
-        lim.rlim_max
-    );
-    lim.rlim_cur = lim.rlim_max;
+    lim
+}
+
+/// Sets this process's soft fd limit to `soft` (at most the hard limit).
+pub fn set_soft_fd_limit(soft: u64) {
+    let mut lim = fd_limits();
+    lim.rlim_cur = soft.min(lim.rlim_max);
     // SAFETY: `lim` is a valid rlimit.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// Raises this process's soft fd limit to its hard limit; fails with a clear message if even
+/// the hard limit is below `needed`.
+pub fn raise_fd_limit(needed: u64) {
+    let hard = fd_limits().rlim_max;
+    assert!(
+        hard >= needed,
+        "this test needs {needed} file descriptors, but the hard RLIMIT_NOFILE is {hard}: raise \
+         it (`ulimit -Hn`, or LimitNOFILE= for a service) and run again"
+    );
+    set_soft_fd_limit(hard);
 }
 
 /// Fails unless the runtime running this runs on `expected`: a test that builds its own runtime
