@@ -3,8 +3,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use runtime_core::sys::{cvt, peer_addr, take_error};
+use std::os::fd::BorrowedFd;
+
+use runtime_core::sys::cvt;
 use runtime_core::OpKind;
+use socket2::SockRef;
 
 /// What an operation remembers between attempts.
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ pub(crate) unsafe fn attempt(
                 libc::send(fd, buf.cast(), len as usize, libc::MSG_NOSIGNAL)
             }
             OpKind::RecvMsg { msg } => libc::recvmsg(fd, msg, 0),
+            OpKind::RecvMessage { msg, flags } => libc::recvmsg(fd, msg, flags),
             OpKind::SendMsg { msg } => libc::sendmsg(fd, msg, libc::MSG_NOSIGNAL),
             OpKind::Shutdown { how } => libc::shutdown(fd, how) as isize,
         }
@@ -69,11 +73,14 @@ unsafe fn connect(
             Err(e) => Err(e),
         };
     }
-    if let Some(err) = take_error(fd)? {
+    // SAFETY: `fd` is the open fd of the source polling this operation, for this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = SockRef::from(&fd);
+    if let Some(err) = socket.take_error()? {
         return Err(err);
     }
     // No error yet: connected, or still in progress (a spurious wake).
-    match peer_addr(fd) {
+    match socket.peer_addr() {
         Ok(_) => Ok(0),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
         Err(e) => Err(e),

@@ -49,6 +49,7 @@ fn drained(kind: &OpKind, n: u32) -> bool {
         OpKind::Accept { .. }
         | OpKind::Connect { .. }
         | OpKind::RecvMsg { .. }
+        | OpKind::RecvMessage { .. }
         | OpKind::SendMsg { .. }
         | OpKind::Shutdown { .. } => false,
     }
@@ -136,6 +137,17 @@ unsafe impl Source for EpollSource {
 
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    fn into_fd(self) -> Result<OwnedFd, (io::Error, Self)> {
+        // Nothing is in flight between attempts; take the fd out of the epoll set first, so
+        // that no event of the socket's new owner reaches this driver.
+        let raw = self.fd.as_raw_fd();
+        if let Err(e) = self.driver.registry.deregister(&mut SourceFd(&raw)) {
+            return Err((e, self));
+        }
+        // A copy of the fd; dropping the source closes the original and frees its token.
+        self.fd.try_clone().map_err(|e| (e, self))
     }
 
     fn poll_op(

@@ -19,6 +19,7 @@ pub(crate) fn try_direct(fd: RawFd, code: &OpCode) -> Option<io::Result<u32>> {
             OpKind::Recv { buf, len } => libc::recv(fd, buf.cast(), len as usize, DONTWAIT),
             OpKind::Send { buf, len } => libc::send(fd, buf.cast(), len as usize, SEND),
             OpKind::RecvMsg { msg } => libc::recvmsg(fd, msg, DONTWAIT),
+            OpKind::RecvMessage { msg, flags } => libc::recvmsg(fd, msg, flags | DONTWAIT),
             OpKind::SendMsg { msg } => libc::sendmsg(fd, msg, SEND),
             OpKind::Accept { .. } | OpKind::Connect { .. } | OpKind::Shutdown { .. } => {
                 return None

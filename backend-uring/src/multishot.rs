@@ -100,6 +100,12 @@ impl RecvQueue {
         })
     }
 
+    /// Whether received bytes wait to be read, or the armed receive may still bring some.
+    pub(crate) fn holds(&self) -> bool {
+        let st = self.state.lock();
+        st.armed || !st.filled.is_empty()
+    }
+
     fn user_data(self: &Arc<Self>) -> u64 {
         UserData::Receive(Arc::as_ptr(self) as usize).encode()
     }

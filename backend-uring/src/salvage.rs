@@ -96,6 +96,11 @@ pub(crate) fn is_read(kind: &OpKind) -> bool {
 }
 
 impl Salvage {
+    /// Whether anything is kept, or an abandoned read or accept may still bring something.
+    pub(crate) fn holds(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
     fn update_active(&self, kept: &Kept) {
         let active = kept.pending_reads > 0
             || !kept.bytes.is_empty()
@@ -150,7 +155,10 @@ impl Salvage {
                     kept.accepted.push_back((fd, addr, len));
                 }
             }
-            OpKind::Connect { .. }
+            // A message's name and control data belong to its bytes: a dropped one is not
+            // kept for a later read (a datagram's loss, which UDP allows; its fds are closed).
+            OpKind::RecvMessage { .. }
+            | OpKind::Connect { .. }
             | OpKind::Send { .. }
             | OpKind::SendMsg { .. }
             | OpKind::Shutdown { .. } => return,

@@ -109,6 +109,12 @@ impl RingSource {
         with_current(|ring| (ring.id() == self.owner.id).then(|| f(ring))).flatten()
     }
 
+    /// Whether the runtime holds bytes or connections received for this socket that no caller
+    /// took, or may still receive some (an armed multishot receive, an abandoned read).
+    fn holds_received(&self) -> bool {
+        self.salvage.holds() || self.received.as_ref().is_some_and(|q| q.holds())
+    }
+
     fn owner_is_current(&self) -> bool {
         self.on_owner(|_| ()).is_some()
     }
@@ -210,6 +216,25 @@ unsafe impl Source for RingSource {
         self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 
+    fn into_fd(self) -> Result<OwnedFd, (io::Error, Self)> {
+        if self.holds_received() {
+            let err = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the runtime holds or may still receive data for this socket (io_uring reads \
+                 through a multishot receive once a socket has been read): only a socket not \
+                 read yet can be handed over",
+            );
+            return Err((err, self));
+        }
+        // A copy of the fd: the original closes behind any request still queued for it (a
+        // dropped operation's cancel), so no such request can reach a reused fd number.
+        match self.fd.as_ref().map(|fd| fd.try_clone()) {
+            Some(Ok(fd)) => Ok(fd),
+            Some(Err(e)) => Err((e, self)),
+            None => unreachable!("the fd is taken only while dropping"),
+        }
+    }
+
     fn poll_op(
         &self,
         state: &mut RingOpState,
@@ -229,6 +254,15 @@ unsafe impl Source for RingSource {
                 }
                 if is_read(code.kind()) {
                     self.count(|m| &m.one_shot_receives);
+                }
+                if matches!(code.kind(), OpKind::RecvMessage { .. }) && self.holds_received() {
+                    // The message would overtake bytes already received for the stream.
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a message (with fds or an address) cannot be received on a stream \
+                         whose bytes are already being received by plain reads; on io_uring, \
+                         read a stream that carries fds with message receives only",
+                    )));
                 }
                 let entry = sqe::build(self.as_raw_fd(), code);
                 match self.on_owner(|ring| ring.start(entry, cx.waker())) {

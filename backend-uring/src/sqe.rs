@@ -19,6 +19,9 @@ pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
             .flags(libc::MSG_NOSIGNAL)
             .build(),
         OpKind::RecvMsg { msg } => opcode::RecvMsg::new(fd, msg).build(),
+        OpKind::RecvMessage { msg, flags } => {
+            opcode::RecvMsg::new(fd, msg).flags(flags as u32).build()
+        }
         OpKind::SendMsg { msg } => opcode::SendMsg::new(fd, msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build(),

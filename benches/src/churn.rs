@@ -3,7 +3,6 @@
 //! teardown path of the server, which a long-lived-connection workload never touches.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -23,7 +22,7 @@ struct Attempt {
 /// Closes with a reset (`SO_LINGER` 0): the client's port is free at once instead of spending
 /// a minute in `TIME_WAIT`, which would exhaust the ephemeral ports at these rates.
 fn set_reset_on_close(stream: &TcpStream) -> io::Result<()> {
-    runtime_core::sys::set_linger(stream.as_raw_fd(), Some(Duration::ZERO))
+    socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO))
 }
 
 /// `None` for "not yet" (`WouldBlock`, or `NotConnected` while the connect is in progress).

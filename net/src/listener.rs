@@ -1,47 +1,59 @@
-//! `TcpListener`.
+//! Listening stream sockets (TCP, Unix), written once over a [`Family`].
 
+use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use runtime_core::{ops, sys, Source};
+use runtime_core::{ops, Source};
+use socket2::SockRef;
 
-use crate::stream::TcpStream;
+use crate::family::Family;
+use crate::stream::Stream;
+use crate::IntoStdError;
 
 /// Pending connections the kernel queues before `accept` takes them.
-const BACKLOG: libc::c_int = 1024;
+pub(crate) const BACKLOG: i32 = 1024;
 
-/// A TCP socket listening for connections.
-#[derive(Debug)]
-pub struct TcpListener<S: Source> {
+/// A socket listening for connections: TCP ([`TcpListener`](crate::TcpListener)) or Unix
+/// ([`UnixListener`](crate::UnixListener)).
+pub struct Listener<S: Source, F: Family> {
     source: S,
+    family: PhantomData<fn() -> F>,
 }
 
-impl<S: Source> TcpListener<S> {
-    /// Binds to the first address of `addr` that works (with `SO_REUSEADDR`) and listens.
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Self::bind_with(addr, false)
+impl<S: Source, F: Family> fmt::Debug for Listener<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("fd", &self.source.as_raw_fd())
+            .finish()
+    }
+}
+
+impl<S: Source, F: Family> Listener<S, F> {
+    /// Registers a listening socket made elsewhere with the calling reactor.
+    pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        Ok(Listener {
+            source: crate::register(fd)?,
+            family: PhantomData,
+        })
     }
 
-    /// As [`bind`](TcpListener::bind), with `SO_REUSEPORT`: several listeners (one per reactor)
-    /// can bind the same address, and the kernel spreads connections among them.
-    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Self::bind_with(addr, true)
-    }
-
-    fn bind_with(addr: impl ToSocketAddrs, reuseport: bool) -> io::Result<Self> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match Self::bind_one(&addr, reuseport) {
-                Ok(l) => return Ok(l),
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("bind {addr}: {e}"))),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
-        }))
+    /// Unregisters the socket and returns it in blocking mode; refused (with the listener given
+    /// back) while the runtime holds a connection accepted for it that no caller took.
+    pub(crate) fn into_fd(self) -> Result<OwnedFd, IntoStdError<Self>> {
+        crate::unregister(self.source).map_err(|(e, source)| {
+            IntoStdError::new(
+                e,
+                Listener {
+                    source,
+                    family: PhantomData,
+                },
+            )
+        })
     }
 
     /// Stops listening: connections not yet accepted are reset, and new ones refused, from
@@ -51,35 +63,22 @@ impl<S: Source> TcpListener<S> {
         ops::shutdown(&self.source, std::net::Shutdown::Both).await
     }
 
-    fn bind_one(addr: &SocketAddr, reuseport: bool) -> io::Result<Self> {
-        let fd = sys::socket(addr, libc::SOCK_STREAM, S::nonblocking()?)?;
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-        sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-        if reuseport {
-            sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
-        }
-        sys::bind(raw, addr)?;
-        sys::listen(raw, BACKLOG)?;
-        Ok(TcpListener {
-            source: S::new(fd)?,
-        })
-    }
-
     /// Waits for a connection. Awaited on any thread (a pool thread, another reactor), the
     /// connection is registered with the listener's reactor, as it is when awaited there.
-    pub async fn accept(&self) -> io::Result<(TcpStream<S>, SocketAddr)> {
+    pub async fn accept(&self) -> io::Result<(Stream<S, F>, F::Addr)> {
         let (fd, addr) = ops::accept(&self.source).await?;
-        Ok((TcpStream::from_source(self.source.adopt(fd)?), addr))
+        let stream = Stream::from_source(self.source.adopt(fd)?);
+        Ok((stream, F::from_sock_addr(addr)?))
     }
 
     /// The address the listener is bound to (with the port the kernel chose for port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.source.as_raw_fd())
+    pub fn local_addr(&self) -> io::Result<F::Addr> {
+        F::from_sock_addr(SockRef::from(self).local_addr()?)
     }
 
     /// The connections as a [`Stream`](futures_core::Stream); it never ends, and yields an
     /// error for each failed accept.
-    pub fn incoming(&self) -> Incoming<'_, S> {
+    pub fn incoming(&self) -> Incoming<'_, S, F> {
         Incoming {
             listener: self,
             accept: None,
@@ -87,17 +86,17 @@ impl<S: Source> TcpListener<S> {
     }
 }
 
-type AcceptFuture<'a, S> =
-    Pin<Box<dyn Future<Output = io::Result<(TcpStream<S>, SocketAddr)>> + 'a>>;
+type AcceptFuture<'a, S, F> =
+    Pin<Box<dyn Future<Output = io::Result<(Stream<S, F>, <F as Family>::Addr)>> + 'a>>;
 
-/// The stream of a listener's connections. Made by [`TcpListener::incoming`].
-pub struct Incoming<'a, S: Source> {
-    listener: &'a TcpListener<S>,
-    accept: Option<AcceptFuture<'a, S>>,
+/// The stream of a listener's connections. Made by [`Listener::incoming`].
+pub struct Incoming<'a, S: Source, F: Family> {
+    listener: &'a Listener<S, F>,
+    accept: Option<AcceptFuture<'a, S, F>>,
 }
 
-impl<S: Source> futures_core::Stream for Incoming<'_, S> {
-    type Item = io::Result<TcpStream<S>>;
+impl<S: Source, F: Family> futures_core::Stream for Incoming<'_, S, F> {
+    type Item = io::Result<Stream<S, F>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let listener = self.listener;
@@ -110,7 +109,19 @@ impl<S: Source> futures_core::Stream for Incoming<'_, S> {
     }
 }
 
-impl<S: Source> std::fmt::Debug for Incoming<'_, S> {
+impl<S: Source, F: Family> AsFd for Listener<S, F> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.as_fd()
+    }
+}
+
+impl<S: Source, F: Family> AsRawFd for Listener<S, F> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}
+
+impl<S: Source, F: Family> std::fmt::Debug for Incoming<'_, S, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Incoming").finish_non_exhaustive()
     }

@@ -1,37 +1,66 @@
-//! `TcpStream` and its owned halves.
+//! Connected stream sockets (TCP, Unix) and their owned halves, written once over a [`Family`].
 
+use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::marker::PhantomData;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use runtime_core::{ops, sys, BufResult, IoBuf, IoBufMut, Source};
+use runtime_core::{ops, BufResult, IoBuf, IoBufMut, Source};
+use socket2::SockRef;
 
-use crate::each_addr;
+use crate::family::Family;
+use crate::IntoStdError;
 
-/// A TCP connection. Operations take `&self`, so one task may read while another writes; for
-/// halves that move to different tasks, see [`into_split`](TcpStream::into_split).
-#[derive(Debug)]
-pub struct TcpStream<S: Source> {
+/// A connected stream socket: a TCP connection ([`TcpStream`](crate::TcpStream)) or a Unix one
+/// ([`UnixStream`](crate::UnixStream)). Operations take `&self`, so one task may read while
+/// another writes; for halves that move to different tasks, see
+/// [`into_split`](Stream::into_split).
+pub struct Stream<S: Source, F: Family> {
     source: Arc<S>,
+    family: PhantomData<fn() -> F>,
 }
 
-impl<S: Source> TcpStream<S> {
+impl<S: Source, F: Family> fmt::Debug for Stream<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("fd", &self.source.as_raw_fd())
+            .finish()
+    }
+}
+
+impl<S: Source, F: Family> Stream<S, F> {
     pub(crate) fn from_source(source: S) -> Self {
-        TcpStream {
+        Stream {
             source: Arc::new(source),
+            family: PhantomData,
         }
     }
 
-    /// Connects to the first address of `addr` that accepts. A refused connection is an
-    /// `io::Error` of kind `ConnectionRefused` naming the address.
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        each_addr(addr, |addr| async move {
-            let fd = sys::socket(&addr, libc::SOCK_STREAM, S::nonblocking()?)?;
-            let source = S::new(fd)?;
-            ops::connect(&source, addr).await?;
-            Ok(TcpStream::from_source(source))
-        })
-        .await
+    /// Registers a connected socket made elsewhere with the calling reactor.
+    pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        Ok(Self::from_source(crate::register(fd)?))
+    }
+
+    /// Unregisters the socket and returns it in blocking mode, as `std` makes sockets. Refused
+    /// (with the stream given back) while a half, a compat adapter or a write it left running
+    /// still holds the socket, or while the runtime holds received bytes no read took.
+    pub(crate) fn into_fd(self) -> Result<OwnedFd, IntoStdError<Self>> {
+        let source = Arc::try_unwrap(self.source).map_err(|source| {
+            IntoStdError::new(
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the socket is still shared (a compat adapter, or a write it left running)",
+                ),
+                Stream {
+                    source,
+                    family: PhantomData,
+                },
+            )
+        })?;
+        crate::unregister(source)
+            .map_err(|(e, source)| IntoStdError::new(e, Self::from_source(source)))
     }
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` means the peer closed.
@@ -66,124 +95,140 @@ impl<S: Source> TcpStream<S> {
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.source.as_raw_fd())
+    pub fn peer_addr(&self) -> io::Result<F::Addr> {
+        F::from_sock_addr(self.socket().peer_addr()?)
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.source.as_raw_fd())
+    pub fn local_addr(&self) -> io::Result<F::Addr> {
+        F::from_sock_addr(self.socket().local_addr()?)
     }
 
-    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        sys::setsockopt_int(
-            self.source.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            nodelay.into(),
-        )
-    }
-
-    /// Sets `SO_LINGER`: with `Some(Duration::ZERO)`, closing the socket resets the connection
-    /// (RST) instead of shutting it down gracefully; with `None`, the default close.
-    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
-        sys::set_linger(self.source.as_raw_fd(), linger)
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(sys::getsockopt_int(
-            self.source.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-        )? != 0)
+    /// The pending socket error (`SO_ERROR`), if any, clearing it.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket().take_error()
     }
 
     /// Splits into a read half and a write half that can move to different tasks. The socket
     /// closes when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf<S>, OwnedWriteHalf<S>) {
-        (
-            OwnedReadHalf {
-                source: self.source.clone(),
-            },
-            OwnedWriteHalf {
-                source: self.source,
-            },
-        )
+    pub fn into_split(self) -> (OwnedReadHalf<S, F>, OwnedWriteHalf<S, F>) {
+        let read = OwnedReadHalf {
+            source: self.source.clone(),
+            family: PhantomData,
+        };
+        let write = OwnedWriteHalf {
+            source: self.source,
+            family: PhantomData,
+        };
+        (read, write)
+    }
+
+    pub(crate) fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub(crate) fn socket(&self) -> SockRef<'_> {
+        SockRef::from(self)
     }
 }
 
-/// The read half of a [`TcpStream`]. Made by [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf<S: Source> {
+/// The read half of a [`Stream`]. Made by [`Stream::into_split`].
+pub struct OwnedReadHalf<S: Source, F: Family> {
     source: Arc<S>,
+    family: PhantomData<fn() -> F>,
 }
 
-impl<S: Source> OwnedReadHalf<S> {
-    /// As [`TcpStream::read`].
+impl<S: Source, F: Family> OwnedReadHalf<S, F> {
+    /// As [`Stream::read`].
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         ops::recv(&*self.source, buf).await
     }
 
-    /// As [`TcpStream::readv`].
+    /// As [`Stream::readv`].
     pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         ops::readv(&*self.source, bufs).await
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.source.as_raw_fd())
+    pub fn peer_addr(&self) -> io::Result<F::Addr> {
+        F::from_sock_addr(SockRef::from(self).peer_addr()?)
     }
 }
 
-/// The write half of a [`TcpStream`]. Made by [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedWriteHalf<S: Source> {
+/// The write half of a [`Stream`]. Made by [`Stream::into_split`].
+pub struct OwnedWriteHalf<S: Source, F: Family> {
     source: Arc<S>,
+    family: PhantomData<fn() -> F>,
 }
 
-impl<S: Source> OwnedWriteHalf<S> {
-    /// As [`TcpStream::write`].
+impl<S: Source, F: Family> OwnedWriteHalf<S, F> {
+    /// As [`Stream::write`].
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         ops::send(&*self.source, buf).await
     }
 
-    /// As [`TcpStream::write_all`].
+    /// As [`Stream::write_all`].
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         ops::send_all(&*self.source, buf).await
     }
 
-    /// As [`TcpStream::writev`].
+    /// As [`Stream::writev`].
     pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         ops::writev(&*self.source, bufs).await
     }
 
-    /// As [`TcpStream::shutdown`].
+    /// As [`Stream::shutdown`].
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         ops::shutdown(&*self.source, how).await
     }
-}
 
-impl<S: Source> std::os::fd::AsRawFd for TcpStream<S> {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.source.as_raw_fd()
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<F::Addr> {
+        F::from_sock_addr(SockRef::from(self).peer_addr()?)
     }
 }
 
 macro_rules! stream_source {
     ($ty:ident: $($marker:ident),+) => {
-        impl<S: Source> crate::StreamSource for $ty<S> {
+        impl<S: Source, F: Family> crate::StreamSource for $ty<S, F> {
             type Source = S;
 
             fn stream_source(&self) -> &Arc<S> {
                 &self.source
             }
         }
-        $(impl<S: Source> crate::$marker for $ty<S> {})+
+        $(impl<S: Source, F: Family> crate::$marker for $ty<S, F> {})+
+
+        impl<S: Source, F: Family> AsFd for $ty<S, F> {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.source.as_fd()
+            }
+        }
+
+        impl<S: Source, F: Family> AsRawFd for $ty<S, F> {
+            fn as_raw_fd(&self) -> RawFd {
+                self.source.as_raw_fd()
+            }
+        }
     };
 }
 
-stream_source!(TcpStream: ReadStream, WriteStream);
+stream_source!(Stream: ReadStream, WriteStream);
 stream_source!(OwnedReadHalf: ReadStream);
 stream_source!(OwnedWriteHalf: WriteStream);
+
+impl<S: Source, F: Family> fmt::Debug for OwnedReadHalf<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedReadHalf")
+            .field("fd", &self.source.as_raw_fd())
+            .finish()
+    }
+}
+
+impl<S: Source, F: Family> fmt::Debug for OwnedWriteHalf<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedWriteHalf")
+            .field("fd", &self.source.as_raw_fd())
+            .finish()
+    }
+}

@@ -14,7 +14,7 @@
 
 use std::any::Any;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -131,6 +131,9 @@ impl std::fmt::Debug for EnterGuard {
 ///   readiness syscall, or a copy from bytes already received), and says `None` otherwise (the
 ///   caller then runs an owned operation instead). It must not lose or reorder bytes with
 ///   respect to the operations of [`poll_op`](Source::poll_op) on the same fd.
+/// * [`into_fd`](Source::into_fd) gives the socket up to the caller, refusing (with the source
+///   given back) if the runtime holds bytes or connections received for it that no caller took,
+///   or may still receive some for it: handing the fd over then would lose them.
 /// * Dropping the source closes the fd, after every request already queued for it.
 pub unsafe trait Source: Send + Sync + Sized + 'static {
     /// Per-operation state the driver keeps inline in the operation's future.
@@ -147,6 +150,18 @@ pub unsafe trait Source: Send + Sync + Sized + 'static {
 
     /// The raw fd, for `getsockopt` and friends. Never close it.
     fn as_raw_fd(&self) -> RawFd;
+
+    /// The fd, borrowed for as long as the source.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: a source's fd stays open for as long as the source lives (it is closed only
+        // by dropping the source, the contract above).
+        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
+
+    /// Unregisters the socket and returns an fd for it that the caller owns (in the mode the
+    /// backend left it); fails, giving the source back, while the runtime holds data received
+    /// for it that no caller took, or may still receive some.
+    fn into_fd(self) -> Result<OwnedFd, (io::Error, Self)>;
 
     /// Drives `code` towards completion.
     fn poll_op(

@@ -10,6 +10,7 @@ pub mod coop;
 mod driver;
 mod join;
 mod lent;
+mod message;
 pub mod metrics;
 mod notify;
 mod op;

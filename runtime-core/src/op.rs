@@ -46,7 +46,17 @@ pub enum OpKind {
         /// The message header; its iovecs point at the destination buffers.
         msg: *mut libc::msghdr,
     },
-    /// `sendmsg` (vectored write, with `MSG_NOSIGNAL`).
+    /// `recvmsg` of one message as the kernel gives it (a datagram, or bytes with control data),
+    /// with `flags`: never served from bytes an earlier receive took, never kept for a later
+    /// read, so a name or control data is never paired with the wrong bytes.
+    RecvMessage {
+        /// The message header: iovecs, name and control buffers.
+        msg: *mut libc::msghdr,
+        /// `recvmsg` flags (`MSG_TRUNC`, `MSG_PEEK`, `MSG_CMSG_CLOEXEC`).
+        flags: i32,
+    },
+    /// `sendmsg` (vectored write, with `MSG_NOSIGNAL`); the header may name a destination and
+    /// carry control data.
     SendMsg {
         /// The message header; its iovecs point at the source buffers.
         msg: *const libc::msghdr,
@@ -71,9 +81,10 @@ impl OpKind {
     /// Which readiness this operation waits for; `None` for one that never waits.
     pub fn direction(&self) -> Option<Direction> {
         match self {
-            OpKind::Accept { .. } | OpKind::Recv { .. } | OpKind::RecvMsg { .. } => {
-                Some(Direction::Read)
-            }
+            OpKind::Accept { .. }
+            | OpKind::Recv { .. }
+            | OpKind::RecvMsg { .. }
+            | OpKind::RecvMessage { .. } => Some(Direction::Read),
             OpKind::Connect { .. } | OpKind::Send { .. } | OpKind::SendMsg { .. } => {
                 Some(Direction::Write)
             }

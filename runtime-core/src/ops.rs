@@ -6,19 +6,39 @@
 
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Source;
+pub use crate::message::{recv_msg, send_msg, Received, RecvOptions, MAX_FDS};
 use crate::op::{Op, OpKind};
-use crate::sys::{sockaddr_from_std, sockaddr_to_std};
+use socket2::SockAddr;
 
 /// Largest length passed to one operation: results are `i32` on io_uring.
 pub(crate) const MAX_LEN: usize = i32::MAX as usize;
 
+/// An address the kernel wrote into `storage` (`len` bytes of it).
+pub(crate) fn sock_addr_from_raw(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> SockAddr {
+    let len = len.min(mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+    // SAFETY: the closure copies a whole sockaddr_storage into the zeroed storage `try_init`
+    // gives and sets the length the kernel reported (capped at the storage's size), so family
+    // and length describe what the kernel wrote.
+    let ((), addr) = unsafe {
+        SockAddr::try_init(|into, into_len| {
+            std::ptr::copy_nonoverlapping(storage, into.cast::<libc::sockaddr_storage>(), 1);
+            *into_len = len;
+            Ok(())
+        })
+    }
+    .expect("the closure does not fail");
+    addr
+}
+
 /// Accepts one connection; the new fd is in the mode [`Source::nonblocking`] asks for.
-pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SocketAddr)> {
+pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let data = Box::new((
@@ -34,17 +54,15 @@ pub async fn accept<S: Source>(source: &S) -> io::Result<(OwnedFd, SocketAddr)> 
     let fd = res?;
     // SAFETY: the kernel just returned this fd from accept; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let addr = sockaddr_to_std(&data.0, data.1)?;
-    Ok((fd, addr))
+    Ok((fd, sock_addr_from_raw(&data.0, data.1)))
 }
 
 /// Connects `source`'s socket to `addr`.
-pub async fn connect<S: Source>(source: &S, addr: SocketAddr) -> io::Result<()> {
-    let (storage, len) = sockaddr_from_std(&addr);
-    let data = Box::new((storage, len));
-    let kind_of = |d: &mut Box<(libc::sockaddr_storage, libc::socklen_t)>| OpKind::Connect {
-        addr: &d.0,
-        len: d.1,
+pub async fn connect<S: Source>(source: &S, addr: SockAddr) -> io::Result<()> {
+    let data = Box::new(addr);
+    let kind_of = |d: &mut Box<SockAddr>| OpKind::Connect {
+        addr: d.as_ptr().cast(),
+        len: d.len(),
     };
     // SAFETY: the pointer points into the box the op owns.
     let (res, _) = unsafe { Op::new(source, data, kind_of) }.await;

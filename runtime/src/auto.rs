@@ -121,6 +121,13 @@ unsafe impl Source for AutoSource {
         }
     }
 
+    fn into_fd(self) -> Result<OwnedFd, (io::Error, Self)> {
+        match self {
+            AutoSource::Uring(s) => s.into_fd().map_err(|(e, s)| (e, AutoSource::Uring(s))),
+            AutoSource::Epoll(s) => s.into_fd().map_err(|(e, s)| (e, AutoSource::Epoll(s))),
+        }
+    }
+
     fn poll_op(
         &self,
         state: &mut AutoOpState,

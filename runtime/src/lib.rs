@@ -90,20 +90,46 @@ pub mod time {
     };
 }
 
-/// TCP sockets on the selected backend.
+/// Sockets on the selected backend: TCP, UDP and Unix, and name resolution off the reactor.
+///
+/// Every socket gives its fd out through `AsFd`, so `socket2::SockRef::from(&socket)` (the
+/// [`socket2`](net::socket2) re-exported here) reaches any option not wrapped.
 pub mod net {
     use crate::DefaultSource;
 
-    /// A listening TCP socket. See [`::net::TcpListener`].
+    pub use ::net::{lookup_host, IntoStdError, ReceivedFds, ToSocketAddrs, UCred, UnixAddr};
+    pub use socket2;
+
+    /// A listening TCP socket. See [`::net::Listener`].
     pub type TcpListener = ::net::TcpListener<DefaultSource>;
-    /// A TCP connection. See [`::net::TcpStream`].
+    /// A TCP connection. See [`::net::Stream`].
     pub type TcpStream = ::net::TcpStream<DefaultSource>;
+    /// A TCP socket to configure before it listens or connects. See [`::net::TcpSocket`].
+    pub type TcpSocket = ::net::TcpSocket<DefaultSource>;
     /// The read half of a split [`TcpStream`].
-    pub type OwnedReadHalf = ::net::OwnedReadHalf<DefaultSource>;
+    pub type OwnedReadHalf = ::net::OwnedReadHalf<DefaultSource, ::net::Inet>;
     /// The write half of a split [`TcpStream`].
-    pub type OwnedWriteHalf = ::net::OwnedWriteHalf<DefaultSource>;
+    pub type OwnedWriteHalf = ::net::OwnedWriteHalf<DefaultSource, ::net::Inet>;
     /// The stream of a listener's connections.
-    pub type Incoming<'a> = ::net::Incoming<'a, DefaultSource>;
+    pub type Incoming<'a> = ::net::Incoming<'a, DefaultSource, ::net::Inet>;
+    /// A UDP socket. See [`::net::Datagram`].
+    pub type UdpSocket = ::net::UdpSocket<DefaultSource>;
+    /// A listening Unix stream socket. See [`::net::Listener`].
+    pub type UnixListener = ::net::UnixListener<DefaultSource>;
+    /// A connected Unix stream socket. See [`::net::Stream`].
+    pub type UnixStream = ::net::UnixStream<DefaultSource>;
+    /// A Unix datagram socket. See [`::net::Datagram`].
+    pub type UnixDatagram = ::net::UnixDatagram<DefaultSource>;
+
+    /// The halves of a split [`UnixStream`].
+    pub mod unix {
+        use crate::DefaultSource;
+
+        /// The read half of a split [`UnixStream`](super::UnixStream).
+        pub type OwnedReadHalf = ::net::OwnedReadHalf<DefaultSource, ::net::Unix>;
+        /// The write half of a split [`UnixStream`](super::UnixStream).
+        pub type OwnedWriteHalf = ::net::OwnedWriteHalf<DefaultSource, ::net::Unix>;
+    }
 }
 
 /// The README's example compiles (checked as a doctest).

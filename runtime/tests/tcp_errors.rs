@@ -22,8 +22,8 @@ fn std_peer(peer: impl FnOnce(std::net::TcpStream) + Send + 'static) -> SocketAd
 
 /// Makes `close` send a RST instead of a FIN.
 fn set_linger_zero(stream: &std::net::TcpStream) {
-    use std::os::fd::AsRawFd;
-    runtime_core::sys::set_linger(stream.as_raw_fd(), Some(std::time::Duration::ZERO))
+    runtime::net::socket2::SockRef::from(stream)
+        .set_linger(Some(std::time::Duration::ZERO))
         .expect("setsockopt(SO_LINGER)");
 }
 
