@@ -93,7 +93,7 @@ pub mod time {
 /// Sockets on the selected backend: TCP, UDP and Unix, and name resolution off the reactor.
 ///
 /// Every socket gives its fd out through `AsFd`, so `socket2::SockRef::from(&socket)` (the
-/// [`socket2`](net::socket2) re-exported here) reaches any option not wrapped.
+/// [`socket2`] re-exported here) reaches any option not wrapped.
 pub mod net {
     use crate::DefaultSource;
 
