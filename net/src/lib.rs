@@ -1,4 +1,4 @@
-//! Sockets written once over the [`Source`](runtime_core::Source) of any driver: TCP and Unix
+//! Sockets written once over the [`Source`] of any driver: TCP and Unix
 //! streams and listeners, UDP and Unix datagram sockets, and name resolution off the reactor.
 //!
 //! Nothing here names a backend: `TcpStream<S>` works the same over io_uring and epoll, and the
