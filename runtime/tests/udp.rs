@@ -25,7 +25,11 @@ async fn datagrams_arrive_whole_with_their_sender() {
         let BufResult(got, buf) = b.recv_from(Vec::with_capacity(65_536)).await;
         let (n, from) = got.expect("recv_from");
         assert_eq!(n, len);
-        assert_eq!(from, a.local_addr().expect("addr"), "the sender is reported");
+        assert_eq!(
+            from,
+            a.local_addr().expect("addr"),
+            "the sender is reported"
+        );
         assert_eq!(buf, payload, "a {len}-byte datagram arrives whole");
     }
 }
@@ -117,7 +121,10 @@ async fn sending_to_a_closed_port_reports_the_refusal() {
         s.local_addr().expect("addr")
     };
     a.connect(closed).await.expect("connect");
-    a.send(b"anyone?".to_vec()).await.0.expect("the send itself succeeds");
+    a.send(b"anyone?".to_vec())
+        .await
+        .0
+        .expect("the send itself succeeds");
     // The ICMP port-unreachable comes back as the next receive's error.
     let BufResult(got, _) = a.recv(Vec::with_capacity(16)).await;
     assert_eq!(
@@ -200,7 +207,9 @@ async fn bind_and_send_to_by_name() {
     let a_ip = a.local_addr().expect("addr").ip();
     assert!(a_ip.is_loopback());
     // The same first address of "localhost" that `bind` took, so the families match.
-    let b = UdpSocket::bind(SocketAddr::new(a_ip, 0)).await.expect("bind");
+    let b = UdpSocket::bind(SocketAddr::new(a_ip, 0))
+        .await
+        .expect("bind");
     let port = b.local_addr().expect("addr").port();
     a.send_to(b"named".to_vec(), ("localhost", port))
         .await
@@ -268,9 +277,15 @@ async fn std_sockets_go_in_and_out() {
     assert_eq!(buf, b"in");
 
     let std_socket = socket.into_std().expect("into_std");
-    peer.send_to(b"out".to_vec(), addr).await.0.expect("send_to");
+    peer.send_to(b"out".to_vec(), addr)
+        .await
+        .0
+        .expect("send_to");
     let mut buf = [0u8; 8];
     // Blocking mode, as std makes sockets; the datagram is already queued.
     let (n, from) = std_socket.recv_from(&mut buf).expect("std recv_from");
-    assert_eq!((&buf[..n], from), (&b"out"[..], peer.local_addr().expect("addr")));
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"out"[..], peer.local_addr().expect("addr"))
+    );
 }
