@@ -107,7 +107,9 @@ pub fn set_lookup_delay(delay: Duration) {
 /// Resolves `addr` to socket addresses. A host name is looked up (`getaddrinfo`) on the
 /// runtime's pool, so the calling reactor keeps serving meanwhile; a numeric address resolves
 /// at once. A name that resolves to nothing is an error.
-pub async fn lookup_host(addr: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
+pub async fn lookup_host(
+    addr: impl ToSocketAddrs,
+) -> io::Result<impl Iterator<Item = SocketAddr> + std::fmt::Debug> {
     resolve(&addr).await.map(Vec::into_iter)
 }
 

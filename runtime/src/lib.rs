@@ -100,6 +100,9 @@ pub mod net {
     pub use ::net::{lookup_host, IntoStdError, ReceivedFds, ToSocketAddrs, UCred, UnixAddr};
     pub use socket2;
 
+    #[doc(hidden)]
+    pub use ::net::set_lookup_delay as set_lookup_delay_for_tests;
+
     /// A listening TCP socket. See [`::net::Listener`].
     pub type TcpListener = ::net::TcpListener<DefaultSource>;
     /// A TCP connection. See [`::net::Stream`].
