@@ -243,3 +243,22 @@ async fn an_adapter_polled_on_the_pool_carries_every_byte() {
     let back = on_pool.await.expect("pool task");
     assert!(back == pattern(0, total), "reactor to pool: bytes differ");
 }
+
+/// The adapter works on Unix streams as on TCP: a megabyte each way, in order, then end of
+/// file.
+#[runtime::test]
+async fn unix_streams_through_tokio_io() {
+    let (a, b) = runtime::net::UnixStream::pair().expect("pair");
+    let mut a = AsyncIo::new(a);
+    let mut b = AsyncIo::new(b);
+    let total = scaled(1 << 20);
+    let writer = runtime::spawn(async move {
+        a.write_all(&pattern(0, total)).await.expect("write_all");
+        a.shutdown().await.expect("shutdown");
+        a
+    });
+    let mut got = Vec::new();
+    b.read_to_end(&mut got).await.expect("read_to_end");
+    assert!(got == pattern(0, total), "every byte, in order");
+    writer.await.expect("writer");
+}
