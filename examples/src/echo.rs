@@ -3,15 +3,23 @@
 use std::io;
 use std::sync::Arc;
 
-use runtime::net::TcpStream;
+use runtime::net::{Family, Stream, TcpStream};
 use runtime::{BufResult, IoBuf};
 
 use crate::{Handling, Placement};
 
-/// Echoes everything `stream` sends until it closes (after `handling.work` per read).
+/// Echoes everything a TCP `stream` sends until it closes (after `handling.work` per read).
 pub async fn echo(stream: TcpStream, handling: impl Into<Handling>) -> io::Result<()> {
-    let handling = handling.into();
     stream.set_nodelay(true)?;
+    echo_stream(stream, handling).await
+}
+
+/// Echoes everything a stream of any family sends until it closes.
+pub async fn echo_stream<F: Family>(
+    stream: Stream<F>,
+    handling: impl Into<Handling>,
+) -> io::Result<()> {
+    let handling = handling.into();
     let stream = Arc::new(stream);
     let mut buf = vec![0u8; 4096];
     loop {

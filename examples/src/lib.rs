@@ -1,6 +1,5 @@
-//! The example servers' code, shared by their binaries (`echo`, `http`, `kv`, `hyper`, `axum`)
-//! and by the
-//! benchmark harness, so that what is measured is exactly what the examples run.
+//! The example servers' code, shared by their binaries (`echo`, `http`, `kv`, `hyper`, `axum`,
+//! `udp_echo`, `unix_echo`) and by the benchmark harness, so that what is measured is exactly what the examples run.
 
 pub mod axum_app;
 pub mod echo;
@@ -10,6 +9,8 @@ pub mod kv;
 pub mod requests;
 pub mod resp;
 pub mod server;
+pub mod udp_echo;
+pub mod unix_echo;
 
 use std::time::{Duration, Instant};
 

@@ -108,10 +108,20 @@ pub fn run<H, Fut>(
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = io::Result<()>> + 'static,
 {
-    let args = ServerArgs::parse(args, default_port).unwrap_or_else(|e| {
+    let args = parse_or_exit(name, args, default_port);
+    exit_on_error(builder(&args).block_on(serve(&args, handler)));
+}
+
+/// Parses the flags, or prints the usage and exits with status 2.
+pub fn parse_or_exit(name: &str, args: Vec<String>, default_port: u16) -> ServerArgs {
+    ServerArgs::parse(args, default_port).unwrap_or_else(|e| {
         eprintln!("{e}\nusage: {name} {USAGE}");
         std::process::exit(2);
-    });
+    })
+}
+
+/// The runtime the flags ask for.
+pub fn builder(args: &ServerArgs) -> Builder {
     let mut builder = Builder::new()
         .backend(args.backend)
         .reactors(args.reactors)
@@ -119,7 +129,12 @@ pub fn run<H, Fut>(
     if let Some(pool) = args.pool {
         builder = builder.pool_threads(pool);
     }
-    if let Err(e) = builder.block_on(serve(&args, handler)) {
+    builder
+}
+
+/// Exits with status 1 and the error, if there is one.
+pub fn exit_on_error(res: io::Result<()>) {
+    if let Err(e) = res {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -158,6 +173,11 @@ where
 /// Prints the startup line (`listening on <ip:port> (backend: <uring|epoll>)`) on stdout, and
 /// the backend's details on stderr.
 pub fn announce(addr: SocketAddr) -> io::Result<()> {
+    announce_at(addr)
+}
+
+/// [`announce`] for any address that prints (a Unix socket's path).
+pub fn announce_at(addr: impl std::fmt::Display) -> io::Result<()> {
     let backend = runtime::running_backend().expect("inside the runtime");
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {addr} (backend: {})", backend.kind())?;
@@ -203,7 +223,7 @@ pub async fn shut_down(server: runtime::Server, stats: bool) -> io::Result<()> {
 }
 
 /// The counters of every reactor, then their total.
-fn print_stats() -> io::Result<()> {
+pub fn print_stats() -> io::Result<()> {
     let snapshots = runtime::metrics();
     let mut out = io::stdout().lock();
     for (i, s) in snapshots.iter().enumerate() {

@@ -97,7 +97,13 @@ pub mod time {
 pub mod net {
     use crate::DefaultSource;
 
-    pub use ::net::{lookup_host, IntoStdError, ReceivedFds, ToSocketAddrs, UCred, UnixAddr};
+    pub use ::net::{
+        lookup_host, Family, Inet, IntoStdError, ReceivedFds, ToSocketAddrs, UCred, Unix, UnixAddr,
+    };
+
+    /// A connected stream of either family: [`TcpStream`] is `Stream<Inet>`, [`UnixStream`]
+    /// is `Stream<Unix>`. See [`::net::Stream`].
+    pub type Stream<F> = ::net::Stream<DefaultSource, F>;
     pub use socket2;
 
     #[doc(hidden)]
