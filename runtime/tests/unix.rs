@@ -209,10 +209,10 @@ async fn datagrams_carry_their_sender_path() {
     );
 }
 
-/// A pipe with `text` written into it: its read end.
+/// A socket with `text` waiting in it and its peer closed: read to the end, it gives `text`.
 fn pipe_holding(text: &[u8]) -> OwnedFd {
-    let (reader, mut writer) = std::io::pipe().expect("pipe");
-    writer.write_all(text).expect("write to pipe");
+    let (reader, mut writer) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    writer.write_all(text).expect("write");
     reader.into()
 }
 
