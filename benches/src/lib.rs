@@ -6,6 +6,7 @@
 
 mod churn;
 pub mod cpu;
+mod datagrams;
 pub mod load;
 pub mod machine;
 pub mod progress;

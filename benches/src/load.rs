@@ -31,6 +31,12 @@ pub enum Mode {
     /// reply, closes (with a reset, so no port is left in `TIME_WAIT`), and starts over.
     /// Latency runs from the connect to the reply.
     Churn,
+    /// UDP datagrams at a fixed rate (all sockets together), each matched to its reply by a
+    /// sequence number; `connections` is the number of client sockets (`datagrams.rs`).
+    Datagrams {
+        /// Datagrams per second.
+        rate: u64,
+    },
 }
 
 /// One load run.
@@ -120,6 +126,7 @@ fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>>
 pub fn run_load(cfg: &LoadSpec) -> io::Result<LoadResult> {
     match cfg.mode {
         Mode::Churn => crate::churn::run_churn(cfg),
+        Mode::Datagrams { rate } => crate::datagrams::run_datagrams(cfg, rate),
         Mode::Open { rate } => {
             run_connected(cfg, Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0)
         }

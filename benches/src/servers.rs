@@ -175,6 +175,8 @@ pub enum Protocol {
     /// The hyper example's service (`GET /`: "Hello, World!") with hyper-util's auto builder:
     /// through `runtime::compat` on ours, hyper-util's tokio glue on tokio.
     Hyper,
+    /// UDP echo: each datagram back to its sender (the `udp_echo` example's code on ours).
+    Udp,
 }
 
 impl Protocol {
@@ -184,14 +186,20 @@ impl Protocol {
             Protocol::Echo => "echo",
             Protocol::Http => "http",
             Protocol::Hyper => "hyper",
+            Protocol::Udp => "udp",
         }
     }
 
     /// Parses [`name`](Protocol::name).
     pub fn from_name(name: &str) -> Option<Self> {
-        [Protocol::Echo, Protocol::Http, Protocol::Hyper]
-            .into_iter()
-            .find(|p| p.name() == name)
+        [
+            Protocol::Echo,
+            Protocol::Http,
+            Protocol::Hyper,
+            Protocol::Udp,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
     }
 
     /// Answers the whole requests at the start of `pending` (removing them); `None` means the
@@ -203,7 +211,7 @@ impl Protocol {
                 let (out, close) = examples::http::respond(pending);
                 (!close).then_some(out)
             }
-            Protocol::Hyper => unreachable!("hyper servers answer through hyper"),
+            Protocol::Hyper | Protocol::Udp => unreachable!("served by their own loops"),
         }
     }
 }
@@ -220,9 +228,9 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
             | ServerKind::TokioCurrentThread
             | ServerKind::TokioMultiThread
     );
-    if protocol == Protocol::Hyper && (!hyper_peer || !work.is_zero()) {
+    if matches!(protocol, Protocol::Hyper | Protocol::Udp) && (!hyper_peer || !work.is_zero()) {
         return Err(io::Error::other(
-            "the hyper workload runs on ours (inline) and tokio, without --work-us",
+            "the hyper and UDP workloads run on ours (inline) and tokio, without --work-us",
         ));
     }
     match kind {
@@ -311,6 +319,12 @@ fn serve_ours(
             if handler.protocol == Protocol::Hyper {
                 return serve_ours_hyper().await;
             }
+            if handler.protocol == Protocol::Udp {
+                let socket = runtime::net::UdpSocket::bind("127.0.0.1:0").await?;
+                answer_metrics_requests(runtime::reactors());
+                announce(socket.local_addr()?)?;
+                return examples::udp_echo::echo(socket, handling).await;
+            }
             let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;
             answer_metrics_requests(runtime::reactors());
             announce(listener.local_addr()?)?;
@@ -319,7 +333,7 @@ fn serve_ours(
                 match handler.protocol {
                     Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, handling))),
                     Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, handling))),
-                    Protocol::Hyper => unreachable!("served above"),
+                    Protocol::Hyper | Protocol::Udp => unreachable!("served above"),
                 }
             }
         })?
@@ -361,6 +375,17 @@ async fn serve_tokio_hyper() -> io::Result<()> {
     }
 }
 
+/// UDP echo on tokio: each datagram back to its sender.
+async fn serve_tokio_udp() -> io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    announce(socket.local_addr()?)?;
+    let mut buf = vec![0u8; examples::udp_echo::DATAGRAM_ROOM];
+    loop {
+        let (n, from) = socket.recv_from(&mut buf).await?;
+        socket.send_to(&buf[..n], from).await?;
+    }
+}
+
 /// For each `metrics` line on stdin, prints `metrics <name>=<value> ...` (every reactor's
 /// counters summed) on stdout.
 fn answer_metrics_requests(reactors: Vec<runtime::ReactorHandle>) {
@@ -387,6 +412,9 @@ async fn serve_tokio(handler: Handler) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if handler.protocol == Protocol::Hyper {
         return serve_tokio_hyper().await;
+    }
+    if handler.protocol == Protocol::Udp {
+        return serve_tokio_udp().await;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     announce(listener.local_addr()?)?;

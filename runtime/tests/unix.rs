@@ -367,3 +367,63 @@ async fn std_unix_sockets_go_in_and_out() {
         std::io::ErrorKind::WouldBlock
     );
 }
+
+/// Receives that carry fds, dropped at random points (before the kernel saw them, while they
+/// wait, after the datagram came): no fd ever leaks. Each passed fd is one end of a socket pair
+/// whose other end reads end-of-file only once every copy of it is closed: the queued ones when
+/// the receiving socket closes, the received ones by whoever took them, and those that came
+/// into a dropped receive by the runtime.
+#[runtime::test]
+async fn dropped_receives_of_fds_leak_none() {
+    use std::os::unix::net::UnixStream as StdStream;
+    let rng = common::Rng::new(0x5eed_fd5);
+    let (tx, rx) = UnixDatagram::pair().expect("pair");
+    let rx = std::rc::Rc::new(rx);
+    let mut watchers = Vec::new();
+    let mut received = 0;
+    for _ in 0..common::scaled(300) {
+        // The receive starts first and is dropped at a random point; the datagram is sent
+        // after a random number of turns, so it may come before, during or after the drop.
+        let receive = {
+            let rx = rx.clone();
+            let drop_after = rng.drop_after();
+            runtime::spawn(async move {
+                let recv = rx.recv_with_fds(Vec::with_capacity(4), 1);
+                let got = runtime::time::timeout(drop_after, recv).await.ok()?;
+                Some(got.0.expect("recv_with_fds").fds.len())
+            })
+        };
+        for _ in 0..rng.next() % 4 {
+            runtime::yield_now().await;
+        }
+        let (watcher, passed) = StdStream::pair().expect("pair");
+        watcher.set_nonblocking(true).expect("nonblocking");
+        tx.send_with_fds(b"fd".to_vec(), &[passed.as_fd()], None)
+            .await
+            .0
+            .expect("send");
+        drop(passed);
+        watchers.push(watcher);
+        if receive.await.expect("receive task").is_some() {
+            received += 1;
+        }
+    }
+    drop((tx, rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let open = |w: &&StdStream| {
+        let mut byte = [0u8; 1];
+        !matches!((&**w).read(&mut byte), Ok(0))
+    };
+    loop {
+        let still_open = watchers.iter().filter(open).count();
+        if still_open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{still_open} passed fds still open 10 s after everything closed"
+        );
+        runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    eprintln!("{received} of {} receives completed", watchers.len());
+}

@@ -31,7 +31,7 @@ use benches::writer;
 use runtime::Backend;
 
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
-       compare serve <server> <echo|http|hyper> --cpu N [--work-us N]
+       compare serve <server> <echo|http|hyper|udp> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll";
 
@@ -57,6 +57,7 @@ fn echo(size: usize, connections: usize, mode: Mode) -> Workload {
             format!("echo {size} B, {connections} conns, pipelined depth {depth}")
         }
         Mode::Churn => format!("churn: echo {size} B on a new connection, {connections} at once"),
+        Mode::Datagrams { .. } => unreachable!("UDP workloads are made by `udp`"),
     };
     Workload {
         name,
@@ -100,7 +101,7 @@ fn hyper(connections: usize, mode: Mode) -> Workload {
         Mode::Closed { depth } => {
             format!("hyper: GET /, {connections} conns, pipelining depth {depth}")
         }
-        Mode::Churn => unreachable!("no churn workload for hyper"),
+        Mode::Churn | Mode::Datagrams { .. } => unreachable!("no such hyper workload"),
     };
     Workload {
         name,
@@ -124,6 +125,26 @@ fn hyper_baseline(rate: u64) -> Workload {
     w.servers = HYPER_SERVERS.to_vec();
     w.reference = ServerKind::TokioCurrentThread;
     w
+}
+
+/// The servers of the UDP workloads: the `udp_echo` example's code on both our backends, and
+/// the same loop on tokio `current_thread`.
+const UDP_SERVERS: [ServerKind; 3] = HYPER_SERVERS;
+
+/// UDP echo of `size`-byte datagrams at `rate` over `sockets` client sockets; the ratio column
+/// is to tokio.
+fn udp(size: usize, sockets: usize, rate: u64) -> Workload {
+    Workload {
+        name: format!("udp echo {size} B, {sockets} sockets, open loop {rate}/s"),
+        protocol: Protocol::Udp,
+        connections: sockets,
+        mode: Mode::Datagrams { rate },
+        request: vec![b'u'; size],
+        response_len: size,
+        work: Duration::ZERO,
+        servers: UDP_SERVERS.to_vec(),
+        reference: ServerKind::TokioCurrentThread,
+    }
 }
 
 /// Inline against offloaded, and every wake strategy, at `rate` with `work` per request.
@@ -173,6 +194,8 @@ fn full_matrix() -> Vec<Workload> {
     w.push(hyper(100, Mode::Open { rate: 50_000 }));
     w.push(hyper(16, Mode::Closed { depth: 16 }));
     w.push(hyper_baseline(50_000));
+    w.push(udp(64, 16, 50_000));
+    w.push(udp(1024, 16, 50_000));
     w
 }
 
@@ -372,7 +395,7 @@ fn run(plan: &Plan) -> io::Result<()> {
         progress.clear();
         let result = WorkloadResult {
             name: w.name.clone(),
-            open: matches!(w.mode, Mode::Open { .. }),
+            open: matches!(w.mode, Mode::Open { .. } | Mode::Datagrams { .. }),
             bytes_per_request: w.request.len(),
             reference: w.reference.name(),
             servers,

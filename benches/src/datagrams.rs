@@ -1,0 +1,140 @@
+//! The UDP load client: datagrams at a fixed rate over several client sockets, each carrying
+//! its sequence number, so that a reply is matched to its scheduled send whatever the order, and
+//! a datagram lost on the way is counted instead of stalling the run.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::load::{LoadResult, LoadSpec};
+
+struct Client {
+    socket: UdpSocket,
+    /// Datagrams the socket's buffer had no room for yet.
+    unsent: VecDeque<Vec<u8>>,
+}
+
+impl Client {
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(datagram) = self.unsent.front() {
+            match self.socket.send(datagram) {
+                Ok(_) => drop(self.unsent.pop_front()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Client>> {
+    (0..n)
+        .map(|i| {
+            let mut socket = UdpSocket::bind("127.0.0.1:0".parse().expect("addr"))?;
+            socket.connect(addr)?;
+            poll.registry().register(
+                &mut socket,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(Client {
+                socket,
+                unsent: VecDeque::new(),
+            })
+        })
+        .collect()
+}
+
+/// Sends `cfg.request` (its first 8 bytes replaced by a sequence number) `rate` times a second,
+/// round robin over `cfg.connections` sockets; a reply is the same datagram back.
+pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
+    if cfg.request.len() < 8 || cfg.response_len != cfg.request.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "UDP echo requests carry an 8-byte sequence number and come back whole",
+        ));
+    }
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut clients = connect_all(cfg.addr, cfg.connections, &poll)?;
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut scheduled: Vec<Instant> = Vec::new();
+    let mut answered: Vec<bool> = Vec::new();
+    let mut scratch = vec![0u8; 65_536];
+
+    let start = Instant::now();
+    let measure_from = start + cfg.warmup;
+    let end = measure_from + cfg.measure;
+    let mut next_send = start;
+    let (mut sent, mut completed, mut completed_total, mut late) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        while next_send <= now && next_send < end {
+            if now - next_send > Duration::from_millis(1) {
+                late += 1;
+            }
+            let seq = scheduled.len();
+            scheduled.push(next_send);
+            answered.push(false);
+            let mut datagram = cfg.request.clone();
+            datagram[..8].copy_from_slice(&(seq as u64).to_le_bytes());
+            let client = &mut clients[seq % cfg.connections];
+            client.unsent.push_back(datagram);
+            client.flush()?;
+            if next_send >= measure_from {
+                sent += 1;
+            }
+            next_send += interval;
+        }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        for event in events.iter() {
+            let client = &mut clients[event.token().0];
+            if event.is_writable() {
+                client.flush()?;
+            }
+            if !event.is_readable() {
+                continue;
+            }
+            loop {
+                let n = match client.socket.recv(&mut scratch) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                };
+                let done_at = Instant::now();
+                let seq = (n == cfg.response_len)
+                    .then(|| u64::from_le_bytes(scratch[..8].try_into().expect("8 bytes")))
+                    .map(|s| s as usize)
+                    .filter(|&s| s < scheduled.len() && !answered[s])
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "a reply matching no request")
+                    })?;
+                answered[seq] = true;
+                completed_total += 1;
+                if scheduled[seq] >= measure_from {
+                    completed += 1;
+                    let us = (done_at - scheduled[seq]).as_micros().max(1) as u64;
+                    latency.saturating_record(us);
+                }
+            }
+        }
+    }
+    Ok(LoadResult {
+        completed,
+        completed_total,
+        sent,
+        latency_us: latency,
+        window: cfg.measure,
+        client_saturated: late * 100 > sent.max(1),
+    })
+}
