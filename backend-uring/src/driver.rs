@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
-use crate::provided::ProvidedBuffers;
+use crate::provided::BufferRings;
 use crate::ring::{set_current, with_current, Ring};
 use crate::setup::{self, RingConfig, RingWake};
 use crate::shared::RingShared;
@@ -51,7 +51,7 @@ impl RingDriver {
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
         let buffers = match config.multishot_receive {
-            true => ProvidedBuffers::register(&built.ring).ok().map(Arc::new),
+            true => BufferRings::register(&built.ring).ok().map(Arc::new),
             false => None,
         };
         let shared = Arc::new(RingShared::new(

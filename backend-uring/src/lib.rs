@@ -8,6 +8,7 @@
 
 mod direct;
 mod driver;
+mod framing;
 mod handoff;
 mod lifecycle;
 mod multishot;

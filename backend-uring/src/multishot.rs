@@ -20,11 +20,12 @@ use std::io;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{cqueue, opcode, squeue};
 use parking_lot::Mutex;
 use runtime_core::OpKind;
 
-use crate::provided::{ProvidedBuffers, BUFFER_GROUP};
+use crate::framing::{Framing, Wants};
+use crate::provided::{BufferRings, ProvidedBuffers};
 use crate::user_data::UserData;
 
 /// Buffers a socket may hold before its receive is cancelled.
@@ -39,6 +40,8 @@ struct Filled {
 
 #[derive(Default)]
 struct QueueState {
+    /// What the socket receives: bytes or datagrams (decided by its first read).
+    framing: Framing,
     filled: VecDeque<Filled>,
     /// A multishot receive is in flight (its final CQE, without `F_MORE`, has not come).
     armed: bool,
@@ -88,16 +91,24 @@ pub(crate) enum Step {
 
 /// One socket's received-but-unread buffers.
 pub(crate) struct RecvQueue {
-    buffers: Arc<ProvidedBuffers>,
+    rings: Arc<BufferRings>,
     state: Mutex<QueueState>,
 }
 
 impl RecvQueue {
-    pub(crate) fn new(buffers: Arc<ProvidedBuffers>) -> Arc<Self> {
+    pub(crate) fn new(rings: Arc<BufferRings>) -> Arc<Self> {
         Arc::new(RecvQueue {
-            buffers,
+            rings,
             state: Mutex::new(QueueState::default()),
         })
+    }
+
+    /// The buffer ring a queue of `framing` receives into.
+    fn buffers(&self, framing: &Framing) -> &ProvidedBuffers {
+        match framing {
+            Framing::Datagram(_) => self.rings.datagram.as_ref().expect("decided with the ring"),
+            _ => &self.rings.stream,
+        }
     }
 
     /// Whether received bytes wait to be read, or the armed receive may still bring some.
@@ -110,9 +121,10 @@ impl RecvQueue {
         UserData::Receive(Arc::as_ptr(self) as usize).encode()
     }
 
-    /// A read of `kind` (`Recv` or `RecvMsg`) on the socket `fd`: its result if buffers are
-    /// queued or the stream ended, `Pending` while the armed receive may still deliver, or what
-    /// to do instead. `may_arm` is false off the owning reactor (which alone submits).
+    /// A read of `kind` (`Recv` or `RecvMsg` on a stream, `RecvMessage` on a UDP socket) on the
+    /// socket `fd`: its result if buffers are queued or the stream ended, `Pending` while the
+    /// armed receive may still deliver, or what to do instead. `may_arm` is false off the
+    /// owning reactor (which alone submits).
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for writing the lengths they give.
@@ -124,10 +136,20 @@ impl RecvQueue {
         may_arm: bool,
     ) -> Result<Poll<io::Result<u32>>, Step> {
         let mut st = self.state.lock();
+        let wants = Wants::of(kind);
+        if !st.framing.serves(wants) {
+            if !(st.framing.is_undecided() && may_arm) {
+                return Err(Step::OneShot);
+            }
+            st.framing = Framing::decide(fd, wants, self.rings.datagram.is_some());
+            if !st.framing.serves(wants) {
+                return Err(Step::OneShot);
+            }
+        }
         if !st.filled.is_empty() {
             // SAFETY: the caller's promise on `kind`.
-            let n = unsafe { self.copy_out(&mut st, kind) };
-            return Ok(Poll::Ready(Ok(n)));
+            let res = unsafe { self.copy_out(&mut st, kind) };
+            return Ok(Poll::Ready(res));
         }
         match st.end {
             Some(0) => return Ok(Poll::Ready(Ok(0))),
@@ -141,26 +163,41 @@ impl RecvQueue {
             st.add_waiter(waker);
             return Ok(Poll::Pending);
         }
-        if st.one_shot_next || !may_arm || !self.buffers.multishot_allowed() {
+        if st.one_shot_next || !may_arm || !self.buffers(&st.framing).multishot_allowed() {
             st.one_shot_next = false;
             return Err(Step::OneShot);
         }
         st.armed = true;
         st.add_waiter(waker);
+        let entry = st.framing.arm(fd);
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
         let user_data = UserData::Receive(Arc::into_raw(self.clone()) as usize).encode();
-        let entry = opcode::RecvMulti::new(types::Fd(fd), BUFFER_GROUP)
-            .build()
-            .user_data(user_data);
-        Err(Step::Arm(entry))
+        Err(Step::Arm(entry.user_data(user_data)))
     }
 
-    /// Copies queued bytes into the read's buffers, giving back the buffers emptied.
+    /// Copies what is queued into the read's memory, giving back the buffers emptied: bytes
+    /// across buffers for a stream, the first datagram for a datagram socket.
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for writing the lengths they give.
-    unsafe fn copy_out(&self, st: &mut QueueState, kind: &OpKind) -> u32 {
+    unsafe fn copy_out(&self, st: &mut QueueState, kind: &OpKind) -> io::Result<u32> {
+        if let Framing::Datagram(template) = &st.framing {
+            let buffers = self.buffers(&st.framing);
+            let front = st.filled.front().expect("checked by the caller");
+            // SAFETY: the queue holds `front.bid`, which the kernel filled with `front.len`
+            // bytes; `kind`'s pointers are valid (the caller's promise).
+            let (n, consumed) = unsafe {
+                crate::framing::copy_datagram(buffers.filled(front.bid, front.len), template, kind)
+            }?;
+            if consumed {
+                let bid = front.bid;
+                st.filled.pop_front();
+                buffers.give_back(bid);
+            }
+            return Ok(n);
+        }
+        let buffers = &self.rings.stream;
         let mut total = 0usize;
         let mut fill = |dst: *mut u8, cap: usize| {
             let mut done = 0;
@@ -170,7 +207,7 @@ impl RecvQueue {
                 };
                 // SAFETY: the queue holds `front.bid` (a CQE named it; it is given back only
                 // below) and the kernel wrote `front.len` bytes into it.
-                let src = unsafe { self.buffers.filled(front.bid, front.len) };
+                let src = unsafe { buffers.filled(front.bid, front.len) };
                 let n = (cap - done).min(front.len - front.taken);
                 // SAFETY: `dst` is valid for `cap` bytes (the caller's promise) and the two
                 // ranges do not overlap (ours vs the caller's memory).
@@ -182,7 +219,7 @@ impl RecvQueue {
                 if front.taken == front.len {
                     let bid = front.bid;
                     st.filled.pop_front();
-                    self.buffers.give_back(bid);
+                    buffers.give_back(bid);
                 }
             }
             done
@@ -201,7 +238,7 @@ impl RecvQueue {
             }
             _ => unreachable!("only reads take from the receive queue"),
         }
-        total as u32
+        Ok(total as u32)
     }
 
     /// The cancel for the armed receive, if one is armed and not yet being cancelled.
@@ -249,7 +286,7 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     } else if result == -libc::ENOBUFS {
         st.one_shot_next = true;
     } else if result == -libc::EINVAL {
-        queue.buffers.refuse_multishot();
+        queue.buffers(&st.framing).refuse_multishot();
         st.one_shot_next = true;
     } else if !(result == -libc::ECANCELED && st.cancelling) {
         st.end = Some(result);
@@ -278,8 +315,15 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
 
 impl Drop for RecvQueue {
     fn drop(&mut self) {
-        for f in self.state.get_mut().filled.drain(..) {
-            self.buffers.give_back(f.bid);
+        let st = self.state.get_mut();
+        let buffers = match &st.framing {
+            Framing::Datagram(_) => self.rings.datagram.as_ref(),
+            _ => Some(&self.rings.stream),
+        };
+        for f in st.filled.drain(..) {
+            buffers
+                .expect("a queue with buffers has their ring")
+                .give_back(f.bid);
         }
     }
 }

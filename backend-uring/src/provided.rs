@@ -28,12 +28,54 @@ struct RawEntry {
 
 const _: () = assert!(std::mem::size_of::<RawEntry>() == 16);
 
-/// The buffer group id of the ring (one ring per io_uring).
-pub(crate) const BUFFER_GROUP: u16 = 0;
-/// Buffers in the ring (a power of two, as the kernel requires).
-const BUFFERS: u16 = 512;
-/// Bytes per buffer.
-pub(crate) const BUFFER_SIZE: usize = 4096;
+/// The shape of one buffer ring: its group id, how many buffers (a power of two, as the kernel
+/// requires), and their size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) group: u16,
+    count: u16,
+    pub(crate) size: usize,
+}
+
+/// Stream receives: bytes are read in order across buffers, so small buffers serve any read.
+pub(crate) const STREAM: Shape = Shape {
+    group: 0,
+    count: 512,
+    size: 4096,
+};
+
+/// Datagram receives: one datagram per buffer, with its `io_uring_recvmsg_out` header and room
+/// for any sender address, so every buffer holds the largest UDP datagram (65,527 bytes) whole.
+/// Only the pages a datagram touches are ever backed by memory.
+pub(crate) const DATAGRAM: Shape = Shape {
+    group: 1,
+    count: 32,
+    size: 65_536 + 4096,
+};
+
+/// A ring's buffer rings: one for streams, and one for datagrams where the kernel took it.
+pub(crate) struct BufferRings {
+    pub(crate) stream: ProvidedBuffers,
+    pub(crate) datagram: Option<ProvidedBuffers>,
+}
+
+impl BufferRings {
+    /// Registers both rings with `ring`; fails if the stream ring is refused (kernels before
+    /// 5.19).
+    pub(crate) fn register(ring: &IoUring) -> io::Result<Self> {
+        Ok(BufferRings {
+            stream: ProvidedBuffers::register(ring, STREAM)?,
+            datagram: ProvidedBuffers::register(ring, DATAGRAM).ok(),
+        })
+    }
+
+    /// Unregisters both rings from `ring` (when nothing in the kernel can write into them).
+    pub(crate) fn unregister(&self, ring: &IoUring) {
+        for buffers in std::iter::once(&self.stream).chain(&self.datagram) {
+            let _ = ring.submitter().unregister_buf_ring(buffers.shape.group);
+        }
+    }
+}
 
 /// The ring entries and the buffer memory, registered with one io_uring.
 ///
@@ -42,6 +84,7 @@ pub(crate) const BUFFER_SIZE: usize = 4096;
 /// drop; the kernel reads `entries` and writes buffers of `memory` only while the io_uring they
 /// were registered with is alive, so this must outlive that ring (or be leaked).
 pub(crate) struct ProvidedBuffers {
+    pub(crate) shape: Shape,
     entries: *mut RawEntry,
     memory: *mut u8,
     /// The tail the producer has published so far, under the producer lock.
@@ -57,55 +100,61 @@ unsafe impl Send for ProvidedBuffers {}
 // SAFETY: as for `Send`: every mutation goes through the `tail` lock.
 unsafe impl Sync for ProvidedBuffers {}
 
-fn entries_layout() -> Layout {
-    Layout::from_size_align(usize::from(BUFFERS) * std::mem::size_of::<RawEntry>(), 4096)
+impl Shape {
+    fn entries_layout(self) -> Layout {
+        Layout::from_size_align(
+            usize::from(self.count) * std::mem::size_of::<RawEntry>(),
+            4096,
+        )
         .expect("valid layout")
-}
+    }
 
-fn memory_layout() -> Layout {
-    Layout::from_size_align(usize::from(BUFFERS) * BUFFER_SIZE, 64).expect("valid layout")
+    fn memory_layout(self) -> Layout {
+        Layout::from_size_align(usize::from(self.count) * self.size, 4096).expect("valid layout")
+    }
 }
 
 impl ProvidedBuffers {
-    /// Allocates the buffers and registers them with `ring` as group [`BUFFER_GROUP`], every
+    /// Allocates the buffers and registers them with `ring` as group `shape.group`, every
     /// buffer given to the kernel. Fails on kernels before 5.19.
-    pub(crate) fn register(ring: &IoUring) -> io::Result<Self> {
+    fn register(ring: &IoUring, shape: Shape) -> io::Result<Self> {
         // SAFETY: both layouts have a non-zero size.
         let (entries, memory) = unsafe {
             (
-                alloc::alloc_zeroed(entries_layout()).cast::<RawEntry>(),
-                alloc::alloc_zeroed(memory_layout()),
+                alloc::alloc_zeroed(shape.entries_layout()).cast::<RawEntry>(),
+                alloc::alloc_zeroed(shape.memory_layout()),
             )
         };
         if entries.is_null() || memory.is_null() {
             // SAFETY: each pointer, if not null, came from `alloc_zeroed` with that layout.
             unsafe {
                 if !entries.is_null() {
-                    alloc::dealloc(entries.cast(), entries_layout());
+                    alloc::dealloc(entries.cast(), shape.entries_layout());
                 }
                 if !memory.is_null() {
-                    alloc::dealloc(memory, memory_layout());
+                    alloc::dealloc(memory, shape.memory_layout());
                 }
             }
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         let buffers = ProvidedBuffers {
+            shape,
             entries,
             memory,
             tail: Mutex::new(0),
             refused: AtomicBool::new(false),
         };
-        // SAFETY: `entries` holds `BUFFERS` page-aligned entries and lives as long as `buffers`,
-        // which the driver keeps alive for as long as the ring (the type's invariant).
+        // SAFETY: `entries` holds `shape.count` page-aligned entries and lives as long as
+        // `buffers`, which the driver keeps alive for as long as the ring (the type's invariant).
         unsafe {
             ring.submitter().register_buf_ring_with_flags(
                 entries as u64,
-                BUFFERS,
-                BUFFER_GROUP,
+                shape.count,
+                shape.group,
                 0,
             )?;
         }
-        for bid in 0..BUFFERS {
+        for bid in 0..shape.count {
             buffers.give_back(bid);
         }
         Ok(buffers)
@@ -117,26 +166,28 @@ impl ProvidedBuffers {
     /// The caller must hold `bid` (a CQE named it and it was not given back since), and `len`
     /// must be at most that CQE's result.
     pub(crate) unsafe fn filled(&self, bid: u16, len: usize) -> &[u8] {
-        debug_assert!(bid < BUFFERS && len <= BUFFER_SIZE);
-        // SAFETY: `bid` is below `BUFFERS` (the kernel only names buffers of the ring), so the
+        let Shape { count, size, .. } = self.shape;
+        debug_assert!(bid < count && len <= size);
+        // SAFETY: `bid` is below `count` (the kernel only names buffers of the ring), so the
         // range lies inside `memory`; the kernel wrote `len` bytes there and does not touch the
         // buffer again until it is given back (the caller's promise).
-        unsafe { std::slice::from_raw_parts(self.memory.add(usize::from(bid) * BUFFER_SIZE), len) }
+        unsafe { std::slice::from_raw_parts(self.memory.add(usize::from(bid) * size), len) }
     }
 
     /// Returns buffer `bid` to the kernel. The caller must not read it afterwards.
     pub(crate) fn give_back(&self, bid: u16) {
         let mut tail = self.tail.lock();
-        let mask = BUFFERS - 1;
+        let Shape { count, size, .. } = self.shape;
+        let mask = count - 1;
         // SAFETY: the index is masked into the ring; only the holder of the lock writes entries
         // (the single producer), the kernel reads an entry only once the tail covers it, and
         // the fields are written through raw pointers (never a reference to the entry, whose
         // neighbour field may be the tail the kernel reads).
         unsafe {
             let entry = self.entries.add(usize::from(*tail & mask));
-            let addr = self.memory.add(usize::from(bid) * BUFFER_SIZE) as u64;
+            let addr = self.memory.add(usize::from(bid) * size) as u64;
             std::ptr::addr_of_mut!((*entry).addr).write(addr);
-            std::ptr::addr_of_mut!((*entry).len).write(BUFFER_SIZE as u32);
+            std::ptr::addr_of_mut!((*entry).len).write(size as u32);
             std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
         *tail = tail.wrapping_add(1);
@@ -164,8 +215,8 @@ impl Drop for ProvidedBuffers {
         // SAFETY: both came from `alloc_zeroed` with these layouts (the invariant), and the ring
         // that used them is gone.
         unsafe {
-            alloc::dealloc(self.entries.cast(), entries_layout());
-            alloc::dealloc(self.memory, memory_layout());
+            alloc::dealloc(self.entries.cast(), self.shape.entries_layout());
+            alloc::dealloc(self.memory, self.shape.memory_layout());
         }
     }
 }

@@ -18,7 +18,6 @@ use crate::handoff::{Handoff, HandoffOp};
 use crate::lifecycle::Deferred;
 use crate::multishot;
 use crate::op_table::OpTable;
-use crate::provided::BUFFER_GROUP;
 use crate::salvage::Abandoned;
 use crate::shared::{RingPtr, RingShared};
 use crate::user_data::UserData;
@@ -493,7 +492,7 @@ impl Ring {
                 // A receive the kernel still holds may write into the buffers: keep them.
                 std::mem::forget(buffers.clone());
             } else {
-                let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+                buffers.unregister(&self.ring);
             }
         }
         if !self.wake_armed.get() {

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use runtime_core::ReactorHandle;
 
 use crate::handoff::Handoff;
-use crate::provided::ProvidedBuffers;
+use crate::provided::BufferRings;
 use crate::setup::RingWake;
 
 /// A pointer to the reactor's ring, for threads that push SQEs themselves (`SqPoll` only).
@@ -45,7 +45,7 @@ pub(crate) struct RingShared {
     drained: AtomicBool,
     /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
     /// to register them).
-    pub(crate) buffers: Option<Arc<ProvidedBuffers>>,
+    pub(crate) buffers: Option<Arc<BufferRings>>,
     /// How operations of other threads reach the ring.
     pub(crate) wake: RingWake,
 }
@@ -54,7 +54,7 @@ impl RingShared {
     pub(crate) fn new(
         id: usize,
         ring_fd: RawFd,
-        buffers: Option<Arc<ProvidedBuffers>>,
+        buffers: Option<Arc<BufferRings>>,
         wake: RingWake,
     ) -> Self {
         RingShared {

@@ -161,9 +161,9 @@ impl RingSource {
         }
     }
 
-    /// A read of `kind` through the multishot receive: what it got, `Pending` while it may still
-    /// deliver (arming it first if needed, on the owning reactor), or `None` for a one-shot
-    /// receive.
+    /// A read of `kind` (a stream read, or a datagram's message receive) through the multishot
+    /// receive: what it got, `Pending` while it may still deliver (arming it first if needed,
+    /// on the owning reactor), or `None` for a one-shot receive.
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for its access for this call.
@@ -173,7 +173,7 @@ impl RingSource {
         cx: &mut Context<'_>,
     ) -> Option<Poll<io::Result<u32>>> {
         let queue = self.received.as_ref()?;
-        if !is_read(kind) {
+        if !is_read(kind) && !matches!(kind, OpKind::RecvMessage { .. }) {
             return None;
         }
         let on_owner = self.owner_is_current();
@@ -252,10 +252,11 @@ unsafe impl Source for RingSource {
                 if let Some(done) = unsafe { self.read_received(code.kind(), cx) } {
                     return done;
                 }
-                if is_read(code.kind()) {
+                let message = matches!(code.kind(), OpKind::RecvMessage { .. });
+                if is_read(code.kind()) || message {
                     self.count(|m| &m.one_shot_receives);
                 }
-                if matches!(code.kind(), OpKind::RecvMessage { .. }) && self.holds_received() {
+                if message && self.holds_received() {
                     // The message would overtake bytes already received for the stream.
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidInput,

@@ -271,16 +271,14 @@ async fn std_sockets_go_in_and_out() {
     let addr = std_socket.local_addr().expect("addr");
     let socket = UdpSocket::from_std(std_socket).expect("from_std");
     let peer = bound().await;
-    peer.send_to(b"in".to_vec(), addr).await.0.expect("send_to");
-    let BufResult(got, buf) = socket.recv_from(Vec::with_capacity(8)).await;
-    assert_eq!(got.expect("recv_from").0, 2);
-    assert_eq!(buf, b"in");
-
-    let std_socket = socket.into_std().expect("into_std");
+    // Sent while the runtime holds the socket, received by std after the hand-over.
     peer.send_to(b"out".to_vec(), addr)
         .await
         .0
         .expect("send_to");
+    let std_socket = socket
+        .into_std()
+        .expect("into_std of a socket not read yet");
     let mut buf = [0u8; 8];
     // Blocking mode, as std makes sockets; the datagram is already queued.
     let (n, from) = std_socket.recv_from(&mut buf).expect("std recv_from");
@@ -288,4 +286,83 @@ async fn std_sockets_go_in_and_out() {
         (&buf[..n], from),
         (&b"out"[..], peer.local_addr().expect("addr"))
     );
+
+    let socket = UdpSocket::from_std(std_socket).expect("from_std again");
+    peer.send_to(b"in".to_vec(), addr).await.0.expect("send_to");
+    let BufResult(got, buf) = socket.recv_from(Vec::with_capacity(8)).await;
+    assert_eq!(got.expect("recv_from").0, 2);
+    assert_eq!(buf, b"in");
+    match socket.into_std() {
+        // Read through its multishot receive (io_uring), which may already hold the next
+        // datagram: refused, and the socket comes back working.
+        Err(refused) => {
+            assert!(common::on_uring(), "epoll holds nothing back: {refused}");
+            let socket = refused.into_inner();
+            peer.send_to(b"again".to_vec(), addr)
+                .await
+                .0
+                .expect("send_to");
+            let BufResult(got, buf) = socket.recv_from(Vec::with_capacity(8)).await;
+            assert_eq!(got.expect("recv_from").0, 5);
+            assert_eq!(buf, b"again");
+        }
+        Ok(_) => assert!(
+            !common::on_uring() || common::totals().one_shot_receives > 0,
+            "handed over while its multishot receive was armed"
+        ),
+    }
+}
+
+/// On io_uring a `recv_from` loop over queued datagrams takes them from the socket's multishot
+/// receive, not one submission each; with multishot receive off, each is a one-shot receive.
+#[runtime::test]
+async fn queued_datagrams_come_from_the_multishot_receive() {
+    datagrams_received_one_shot(200, true).await;
+}
+
+#[runtime::test(multishot_receive = false)]
+async fn queued_datagrams_with_multishot_off_are_one_shot_receives() {
+    datagrams_received_one_shot(200, false).await;
+}
+
+async fn datagrams_received_one_shot(count: u32, multishot: bool) {
+    let a = bound().await;
+    let b = bound().await;
+    let b_addr = b.local_addr().expect("addr");
+    let before = common::totals().one_shot_receives;
+    // The first receive arms the multishot receive (if any), then everything queues behind.
+    let first = runtime::spawn({
+        let b = std::rc::Rc::new(b);
+        let b2 = b.clone();
+        async move {
+            let BufResult(got, _) = b2.recv_from(Vec::with_capacity(64)).await;
+            got.expect("first");
+            b
+        }
+    });
+    a.send_to(b"first".to_vec(), b_addr).await.0.expect("send");
+    let b = first.await.expect("first receive");
+    for i in 0..count {
+        a.send_to(i.to_le_bytes().to_vec(), b_addr)
+            .await
+            .0
+            .expect("send");
+    }
+    for i in 0..count {
+        let BufResult(got, buf) = b.recv_from(Vec::with_capacity(64)).await;
+        assert_eq!(got.expect("recv_from").0, 4);
+        assert_eq!(buf, i.to_le_bytes());
+    }
+    let one_shot = common::totals().one_shot_receives - before;
+    eprintln!("{one_shot} one-shot receives for {} datagrams", count + 1);
+    if common::on_uring() && multishot {
+        // A few fall back while the socket's buffers run out (the kernel fills them faster
+        // than the queue's cancel lands); the rest come from the multishot receive.
+        assert!(
+            one_shot * 10 < count as u64,
+            "{one_shot} one-shot receives: the multishot receive was not used"
+        );
+    } else if common::on_uring() {
+        assert!(one_shot > count as u64, "{one_shot} one-shot receives");
+    }
 }

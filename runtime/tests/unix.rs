@@ -376,7 +376,7 @@ async fn std_unix_sockets_go_in_and_out() {
 #[runtime::test]
 async fn dropped_receives_of_fds_leak_none() {
     use std::os::unix::net::UnixStream as StdStream;
-    let rng = common::Rng::new(0x5eed_fd5);
+    let rng = common::Rng::new(0x05ee_dfd5);
     let (tx, rx) = UnixDatagram::pair().expect("pair");
     let rx = std::rc::Rc::new(rx);
     let mut watchers = Vec::new();
