@@ -18,6 +18,9 @@ use crate::readiness::{Readiness, ScheduledIo};
 #[derive(Debug)]
 pub struct EpollSource {
     fd: OwnedFd,
+    /// A short read or write shows the socket ran dry (see [`drained`]): true for TCP only. A
+    /// Unix stream stops a read early at bytes that carried fds, with more queued behind them.
+    short_means_drained: bool,
     token: usize,
     io: Arc<ScheduledIo>,
     driver: Arc<EpollShared>,
@@ -38,7 +41,7 @@ impl EpollSource {
     }
 }
 
-/// Whether a successful syscall shows the socket buffer ran dry: a stream socket that reads or
+/// Whether a successful syscall shows the socket buffer ran dry: a TCP socket that reads or
 /// writes less than asked has nothing more to give or no more room. Edge-triggered epoll reports
 /// the next arrival (or drained send buffer) as a new event, so the next attempt can wait for it
 /// instead of making a syscall only to hear `EAGAIN`.
@@ -85,7 +88,7 @@ impl EpollSource {
             match unsafe { attempt(self.fd.as_raw_fd(), kind, state) } {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => readiness.clear(seen),
                 Ok(n) => {
-                    if drained(kind, n) {
+                    if self.short_means_drained && drained(kind, n) {
                         readiness.clear(seen);
                     }
                     return Poll::Ready(Ok(n));
@@ -95,8 +98,13 @@ impl EpollSource {
         }
     }
 
-    /// Registers `fd` (edge-triggered, both directions) with `driver`.
-    fn register(driver: Arc<EpollShared>, fd: OwnedFd) -> io::Result<Self> {
+    /// Registers `fd` (edge-triggered, both directions) with `driver`; `short_means_drained`
+    /// says whether it is a TCP socket.
+    fn register(
+        driver: Arc<EpollShared>,
+        fd: OwnedFd,
+        short_means_drained: bool,
+    ) -> io::Result<Self> {
         let io = Arc::new(ScheduledIo::default());
         let token = driver.sources.lock().insert(io.clone());
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -110,6 +118,7 @@ impl EpollSource {
         }
         Ok(EpollSource {
             fd,
+            short_means_drained,
             token,
             io,
             driver,
@@ -124,11 +133,17 @@ unsafe impl Source for EpollSource {
     type OpState = EpollOpState;
 
     fn new(fd: OwnedFd) -> io::Result<Self> {
-        Self::register(current().ok_or_else(runtime_core::not_on_a_reactor)?, fd)
+        let driver = current().ok_or_else(runtime_core::not_on_a_reactor)?;
+        let tcp = matches!(
+            socket2::SockRef::from(&fd).domain(),
+            Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6
+        );
+        Self::register(driver, fd, tcp)
     }
 
     fn adopt(&self, fd: OwnedFd) -> io::Result<Self> {
-        Self::register(self.driver.clone(), fd)
+        // An accepted connection is of its listener's family.
+        Self::register(self.driver.clone(), fd, self.short_means_drained)
     }
 
     fn nonblocking() -> io::Result<bool> {

@@ -427,3 +427,32 @@ async fn dropped_receives_of_fds_leak_none() {
     }
     eprintln!("{received} of {} receives completed", watchers.len());
 }
+
+/// A Unix stream stops a read at bytes that carried fds, with more queued behind them: a plain
+/// reader must still get the rest (on epoll, a short read must not be taken to mean the socket
+/// ran dry, or the next read waits for an event that never comes). The fds, not asked for, are
+/// closed by the kernel.
+#[runtime::test]
+async fn plain_reads_go_past_bytes_that_carried_fds() {
+    let (a, b) = UnixStream::pair().expect("pair");
+    let passed = pipe_holding(b"unwanted");
+    a.send_with_fds(b"A".to_vec(), &[passed.as_fd()])
+        .await
+        .0
+        .expect("send with fds");
+    a.write_all(b"B".to_vec()).await.0.expect("write");
+    // Both sends are done; a timer makes the reactor park once, which takes the readiness
+    // events of both before the first read, so the read after a short one has no event left
+    // to wake it.
+    runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let read = b.read(Vec::with_capacity(16));
+        let BufResult(n, buf) = runtime::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("the bytes behind the fds are read within 5 s");
+        assert!(n.expect("read") > 0, "end of file before the bytes");
+        got.extend_from_slice(&buf);
+    }
+    assert_eq!(got, b"AB");
+}
