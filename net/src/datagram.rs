@@ -38,7 +38,7 @@ const RECV: RecvOptions = RecvOptions {
     datagram: true,
 };
 
-fn truncated(len: usize, room: usize) -> io::Error {
+pub(crate) fn truncated(len: usize, room: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!(
@@ -167,13 +167,17 @@ impl<S: Source, F: Family> Datagram<S, F> {
         self.socket().take_error()
     }
 
+    pub(crate) fn source(&self) -> &S {
+        &self.source
+    }
+
     pub(crate) fn socket(&self) -> SockRef<'_> {
         SockRef::from(self)
     }
 }
 
 /// The sender's address (a Unix sender without a name has none).
-fn sender<F: Family>(addr: Option<SockAddr>) -> io::Result<F::Addr> {
+pub(crate) fn sender<F: Family>(addr: Option<SockAddr>) -> io::Result<F::Addr> {
     match addr {
         Some(addr) if addr.len() > 0 => F::from_sock_addr(addr),
         _ => F::unnamed(),

@@ -129,6 +129,10 @@ pub mod net {
     pub type UnixStream = ::net::UnixStream<DefaultSource>;
     /// A Unix datagram socket. See [`::net::Datagram`].
     pub type UnixDatagram = ::net::UnixDatagram<DefaultSource>;
+    /// Poll-based receives and sends on a [`UdpSocket`] (`PollDatagram<Inet>`) or a
+    /// [`UnixDatagram`] (`PollDatagram<Unix>`), for code that drives a socket from its own
+    /// state machine. See [`::net::PollDatagram`].
+    pub type PollDatagram<F> = ::net::PollDatagram<DefaultSource, F>;
 
     /// The halves of a split [`UnixStream`].
     pub mod unix {

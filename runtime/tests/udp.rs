@@ -366,3 +366,83 @@ async fn datagrams_received_one_shot(count: u32, multishot: bool) {
         assert!(one_shot > count as u64, "{one_shot} one-shot receives");
     }
 }
+
+/// The poll-based adapter (what a QUIC library's `poll_recv`/`try_send` needs): datagrams of
+/// every size both ways, a poll abandoned before its datagram came loses nothing, a send polled
+/// with a no-op waker goes out, and a staged send outlives its adapter. Run with the multishot
+/// receive on and off (io_uring then receives through an owned operation kept across polls).
+async fn poll_datagram_round_trips() {
+    use std::future::poll_fn;
+    use std::mem::MaybeUninit;
+    use std::task::{Context, Poll, Waker};
+
+    use runtime::net::{Inet, PollDatagram};
+
+    let a = std::sync::Arc::new(bound().await);
+    let b = std::sync::Arc::new(bound().await);
+    let (a_addr, b_addr) = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
+    let mut pa = PollDatagram::<Inet>::new(a.clone());
+    let mut pb = PollDatagram::<Inet>::new(b.clone());
+    let to_b = runtime::net::socket2::SockAddr::from(b_addr);
+    let mut room = vec![MaybeUninit::<u8>::uninit(); 65_536];
+
+    // Polled once before anything was sent: pending, and whatever it started is kept.
+    let mut noop = Context::from_waker(Waker::noop());
+    assert!(pb.poll_recv_from(&mut noop, &mut room).is_pending());
+
+    for len in [1usize, 1200, 65_507] {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 3 + len) as u8).collect();
+        let sent = poll_fn(|cx| pa.poll_send_to(cx, &payload, &to_b))
+            .await
+            .expect("poll_send_to");
+        assert_eq!(sent, len);
+        let (n, from) = poll_fn(|cx| pb.poll_recv_from(cx, &mut room))
+            .await
+            .expect("poll_recv_from");
+        assert_eq!((n, from), (len, a_addr));
+        // SAFETY: the first `n` bytes were written by the receive.
+        let got: Vec<u8> = room[..n]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
+        assert!(got == payload, "{len} bytes whole");
+    }
+
+    // A send polled with a no-op waker (a `try_send`) goes out.
+    match pa.poll_send_to(&mut noop, b"try", &to_b) {
+        Poll::Ready(res) => assert_eq!(res.expect("try_send"), 3),
+        Poll::Pending => panic!("an idle socket took no datagram"),
+    }
+    let (n, _) = poll_fn(|cx| pb.poll_recv_from(cx, &mut room))
+        .await
+        .expect("recv");
+    assert_eq!(n, 3);
+
+    // A short buffer: the datagram's length is reported as an error.
+    poll_fn(|cx| pa.poll_send_to(cx, &[9u8; 100], &to_b))
+        .await
+        .expect("send");
+    let err = poll_fn(|cx| pb.poll_recv_from(cx, &mut room[..10]))
+        .await
+        .expect_err("truncated");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+
+    // Dropped right after a send was accepted: the datagram still goes out.
+    poll_fn(|cx| pa.poll_send_to(cx, b"last words", &to_b))
+        .await
+        .expect("send");
+    drop(pa);
+    let BufResult(got, buf) = b.recv_from(Vec::with_capacity(32)).await;
+    assert_eq!(got.expect("recv").0, 10);
+    assert_eq!(buf, b"last words");
+}
+
+#[runtime::test]
+async fn poll_datagram_with_multishot_receive() {
+    poll_datagram_round_trips().await;
+}
+
+#[runtime::test(multishot_receive = false)]
+async fn poll_datagram_with_one_shot_receives() {
+    poll_datagram_round_trips().await;
+}
