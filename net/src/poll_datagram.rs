@@ -25,6 +25,9 @@ use crate::family::Family;
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// An owned receive in flight: the datagram's length and sender, with the buffer.
+type Receiving<F> = Boxed<BufResult<(usize, <F as Family>::Addr), Vec<u8>>>;
+
 /// Room for any datagram, for an owned receive.
 const DATAGRAM_ROOM: usize = 65_536;
 
@@ -32,7 +35,7 @@ const DATAGRAM_ROOM: usize = 65_536;
 pub struct PollDatagram<S: Source, F: Family> {
     socket: Arc<Datagram<S, F>>,
     /// An owned receive in flight; its buffer comes back with the datagram.
-    receiving: Option<Boxed<BufResult<(usize, F::Addr), Vec<u8>>>>,
+    receiving: Option<Receiving<F>>,
     /// A staged send in flight.
     sending: Option<Boxed<BufResult<usize, Vec<u8>>>>,
     /// The staging buffer, while no send is in flight (kept for its allocation).
