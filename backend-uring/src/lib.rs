@@ -7,6 +7,7 @@
 //! after its future is dropped, until its CQE arrives.
 
 mod direct;
+mod doctor;
 mod driver;
 mod framing;
 mod handoff;
@@ -23,6 +24,7 @@ mod sqe;
 mod user_data;
 mod wake;
 
+pub use doctor::{doctor, Finding, UringReport};
 pub use driver::{is_current, RingDriver};
 pub use setup::{RingConfig, RingWake};
 pub use source::{HandoffHandle, RingOpState, RingSource};

@@ -64,9 +64,24 @@ impl BufferRings {
     /// 5.19).
     pub(crate) fn register(ring: &IoUring) -> io::Result<Self> {
         Ok(BufferRings {
-            stream: ProvidedBuffers::register(ring, STREAM)?,
-            datagram: ProvidedBuffers::register(ring, DATAGRAM).ok(),
+            stream: ProvidedBuffers::register(ring, STREAM, 0)?,
+            datagram: ProvidedBuffers::register(ring, DATAGRAM, 0).ok(),
         })
+    }
+
+    /// Whether `ring`'s kernel takes incrementally consumed buffer rings
+    /// (`IOU_PBUF_RING_INC`, 6.12+), by registering a one-buffer ring and removing it.
+    pub(crate) fn incremental_supported(ring: &IoUring) -> io::Result<()> {
+        const IOU_PBUF_RING_INC: u16 = 2;
+        let probe = Shape {
+            group: 7,
+            count: 1,
+            size: 4096,
+        };
+        let buffers = ProvidedBuffers::register(ring, probe, IOU_PBUF_RING_INC)?;
+        ring.submitter().unregister_buf_ring(probe.group)?;
+        drop(buffers);
+        Ok(())
     }
 
     /// Unregisters both rings from `ring` (when nothing in the kernel can write into them).
@@ -115,9 +130,9 @@ impl Shape {
 }
 
 impl ProvidedBuffers {
-    /// Allocates the buffers and registers them with `ring` as group `shape.group`, every
-    /// buffer given to the kernel. Fails on kernels before 5.19.
-    fn register(ring: &IoUring, shape: Shape) -> io::Result<Self> {
+    /// Allocates the buffers and registers them with `ring` as group `shape.group` (with the
+    /// ring's `flags`), every buffer given to the kernel. Fails on kernels before 5.19.
+    fn register(ring: &IoUring, shape: Shape, flags: u16) -> io::Result<Self> {
         // SAFETY: both layouts have a non-zero size.
         let (entries, memory) = unsafe {
             (
@@ -151,7 +166,7 @@ impl ProvidedBuffers {
                 entries as u64,
                 shape.count,
                 shape.group,
-                0,
+                flags,
             )?;
         }
         for bid in 0..shape.count {

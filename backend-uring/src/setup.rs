@@ -204,7 +204,7 @@ fn refused(e: io::Error) -> io::Error {
     io::Error::new(e.kind(), why)
 }
 
-fn sysctl_io_uring_disabled() -> Option<u32> {
+pub(crate) fn sysctl_io_uring_disabled() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .ok()?
         .trim()

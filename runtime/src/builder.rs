@@ -230,6 +230,20 @@ impl Builder {
         Ok((self.backend, who.to_string()))
     }
 
+    fn driver_options(&self) -> DriverOptions {
+        DriverOptions {
+            wake: self.wake,
+            ring_entries: self.ring_entries.unwrap_or(256),
+            multishot_receive: !self.one_shot_receive,
+        }
+    }
+
+    /// The backend [`build`](Builder::build) would run, and why, without building a runtime.
+    pub(crate) fn resolve_backend(&self) -> io::Result<(BackendKind, String)> {
+        let (requested, why) = self.requested()?;
+        select::resolve(requested, &why, self.driver_options())
+    }
+
     /// Decides the backend (trying io_uring for `Auto`) and returns the runtime to run.
     pub fn build(self) -> io::Result<Runtime> {
         let (requested, why) = self.requested()?;
@@ -248,11 +262,7 @@ impl Builder {
             self.config.max_park = Some(max);
         }
         self.config.wake = self.wake.notify();
-        let options = DriverOptions {
-            wake: self.wake,
-            ring_entries: self.ring_entries.unwrap_or(256),
-            multishot_receive: !self.one_shot_receive,
-        };
+        let options = self.driver_options();
         let (backend, why) = select::resolve(backend, &why, options)?;
         Ok(Runtime {
             backend,

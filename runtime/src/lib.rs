@@ -43,12 +43,14 @@ compile_error!("enable at least one backend feature of `runtime`: `uring` or `ep
 mod auto;
 mod builder;
 pub mod compat;
+mod doctor;
 #[doc(hidden)]
 pub mod private;
 mod select;
 mod wake;
 
 pub use builder::{running_backend, Backend, BackendInfo, BackendKind, Builder, Runtime};
+pub use doctor::{doctor, Doctor};
 pub use macros::{main, test};
 pub use runtime_core::{
     current_reactor, in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf,

@@ -81,6 +81,9 @@ fn child_under_seccomp() {
             Err(e) => println!("CHILD {backend}: error {e}"),
         }
     }
+    for line in runtime::doctor().to_string().lines() {
+        println!("CHILD doctor: {line}");
+    }
 }
 
 fn run_child(errno: i32) -> String {
@@ -132,5 +135,51 @@ fn io_uring_refused_by_seccomp_is_reported_or_falls_back() {
             "{uring}"
         );
         assert!(uring.contains(name), "the error names {name}: {uring}");
+        // The preflight says the same, in one line, and what a default runtime does.
+        let setup = report
+            .lines()
+            .find(|l| l.starts_with("doctor:") && l.contains("io_uring_setup"))
+            .expect("doctor's setup line");
+        assert!(setup.starts_with("doctor: MISS"), "{setup}");
+        assert!(setup.contains(name), "{setup}");
+        let choice = report
+            .lines()
+            .find(|l| l.contains("backend") && l.starts_with("doctor: =>"))
+            .expect("doctor's choice");
+        if cfg!(feature = "epoll") {
+            assert!(choice.contains("runs on epoll"), "{choice}");
+            assert!(choice.contains("fell back to epoll"), "{choice}");
+        } else {
+            assert!(choice.contains("cannot start"), "{choice}");
+        }
     }
+}
+
+/// On this machine's kernel, the preflight finds everything the driver needs, and a default
+/// runtime would run on io_uring.
+#[test]
+fn doctor_reports_a_usable_ring_here() {
+    if std::env::var_os("RUNTIME_BACKEND").is_some() {
+        return eprintln!("skipped: RUNTIME_BACKEND chooses the backend");
+    }
+    let report = runtime::doctor();
+    let text = report.to_string();
+    if !report.uring.usable {
+        return eprintln!("skipped: io_uring is refused here:\n{text}");
+    }
+    for topic in [
+        "kernel",
+        "io_uring_disabled",
+        "RLIMIT_MEMLOCK",
+        "opcodes",
+        "buffer ring",
+    ] {
+        assert!(text.contains(topic), "no {topic} line:\n{text}");
+    }
+    let setup = text
+        .lines()
+        .find(|l| l.contains("io_uring_setup"))
+        .expect("setup");
+    assert!(setup.starts_with("ok"), "{setup}");
+    assert!(report.choice.contains("runs on uring"), "{}", report.choice);
 }

@@ -31,6 +31,7 @@ use benches::writer;
 use runtime::Backend;
 
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
+       compare --doctor   (what this machine's io_uring offers, and the backend a runtime would use)
        compare serve <server> <echo|http|hyper|udp> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll";
@@ -485,6 +486,10 @@ fn main() {
     let res = match args.first().map(String::as_str) {
         Some("serve") => serve_command(&args[1..]),
         Some("drive") => drive(&args[1..]),
+        Some("--doctor") => {
+            print!("{}", runtime::doctor());
+            Ok(())
+        }
         _ => match parse_plan(&args) {
             Ok(plan) => run(&plan),
             Err(e) => Err(io::Error::new(
