@@ -27,12 +27,19 @@ pub(crate) struct EpollShared {
     pub(crate) sources: Mutex<Slab<Arc<ScheduledIo>>>,
     /// The reactor running this driver, once entered: its counters.
     pub(crate) reactor: std::sync::OnceLock<ReactorHandle>,
+    /// Cleared when the driver is dropped: no event will come any more.
+    alive: std::sync::atomic::AtomicBool,
 }
 
 impl EpollShared {
     /// The running reactor's counters, if it has started.
     pub(crate) fn metrics(&self) -> Option<&runtime_core::Metrics> {
         self.reactor.get().map(ReactorHandle::metrics)
+    }
+
+    /// Whether the driver still runs (events may still come).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -80,6 +87,7 @@ impl EpollDriver {
             registry: poll.registry().try_clone()?,
             sources: Mutex::new(Slab::new()),
             reactor: std::sync::OnceLock::new(),
+            alive: std::sync::atomic::AtomicBool::new(true),
         });
         Ok(EpollDriver {
             poll,
@@ -88,6 +96,23 @@ impl EpollDriver {
             waker,
             woken: Vec::new(),
         })
+    }
+}
+
+impl Drop for EpollDriver {
+    fn drop(&mut self) {
+        // Sockets may outlive their runtime (kept outside it, or on another thread). No event
+        // will wake their waiters any more: mark them gone and wake every waiter, so that each
+        // tries once more and then fails instead of waiting for ever.
+        self.shared
+            .alive
+            .store(false, std::sync::atomic::Ordering::Release);
+        let mut woken = Vec::new();
+        for (_, io) in self.shared.sources.lock().iter() {
+            io.read.ready(false, &mut woken);
+            io.write.ready(false, &mut woken);
+        }
+        woken.into_iter().for_each(std::task::Waker::wake);
     }
 }
 

@@ -78,6 +78,11 @@ impl EpollSource {
         loop {
             let seen = readiness.snapshot();
             if !seen.is_ready() {
+                if !self.driver.is_alive() {
+                    return Poll::Ready(Err(io::Error::other(
+                        "the runtime this socket was registered with has shut down",
+                    )));
+                }
                 if readiness.wait(seen, cx.waker()) {
                     return Poll::Pending;
                 }

@@ -202,3 +202,45 @@ async fn a_read_moved_to_another_task_wakes_that_task() {
 async fn a_read_moved_to_another_task_wakes_that_task_with_one_shot_reads() {
     read_moved_to_another_task().await;
 }
+
+/// A read handed off from the pool and dropped there is cancelled in the kernel (the reactor
+/// sends `ASYNC_CANCEL` for it), not left waiting for data: the socket's next read reaches the
+/// kernel once the dropped one is over, which it would not while the dropped read still waited.
+#[runtime::test(pool_threads = 1, multishot_receive = false)]
+async fn a_read_dropped_on_the_pool_is_cancelled_in_the_kernel() {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    let (peer, stream) = pair().await;
+    let stream = std::sync::Arc::new(stream);
+    let dropped = stream.clone();
+    runtime::pool::spawn(async move {
+        let mut read = Box::pin(dropped.read(vec![0u8; 16]));
+        poll_fn(|cx| {
+            assert!(read.as_mut().poll(cx).is_pending(), "no data was sent");
+            Poll::Ready(())
+        })
+        .await;
+    })
+    .await
+    .expect("pool task");
+    if !on_uring() {
+        return; // nothing is in flight between epoll's attempts
+    }
+    let before = totals().one_shot_receives;
+    let reader = {
+        let stream = stream.clone();
+        runtime::spawn(async move { stream.read(vec![0u8; 16]).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while totals().one_shot_receives == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the next read still waits for the dropped one: it was not cancelled"
+        );
+        runtime::time::sleep(Duration::from_millis(1)).await;
+    }
+    peer.write_all(b"x".to_vec()).await.0.expect("write");
+    let BufResult(n, buf) = reader.await.expect("reader");
+    assert_eq!(&buf[..n.expect("read")], b"x");
+}
