@@ -4,10 +4,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
+
+mod common;
+
+use common::{listening_at, start_child, Server};
 
 const CHILD_ENV: &str = "SIGNAL_SHUTDOWN_CHILD";
 
@@ -38,48 +41,11 @@ fn child() {
     );
 }
 
-/// The child process, killed and reaped if the test fails first.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The child, its address, and its stderr; its stdout is drained by a thread (the child's test
-/// harness fails if it cannot print its result).
+/// The child, its address, and its stderr.
 fn spawn_server(backend: &str) -> (Server, SocketAddr, BufReader<std::process::ChildStderr>) {
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, backend)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let mut child = Server(child);
-    let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).expect("child stdout") > 0,
-            "child exited early"
-        );
-        // The harness may print `test child ... ` first, on the same line.
-        if let Some((_, rest)) = line.split_once("listening on ") {
-            assert!(
-                rest.contains(&format!("(backend: {backend})")),
-                "asked for {backend}: {rest} (is RUNTIME_BACKEND set?)"
-            );
-            let addr = rest.split_whitespace().next().expect("address");
-            let addr = addr.parse().expect("address");
-            let err = BufReader::new(child.0.stderr.take().expect("stderr"));
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return (child, addr, err);
-        }
-    }
+    let (child, rest, err) = start_child((CHILD_ENV, backend), true);
+    let addr = listening_at(&rest, backend).parse().expect("address");
+    (child, addr, BufReader::new(err.expect("piped stderr")))
 }
 
 /// Reads stderr lines until one contains `what`.

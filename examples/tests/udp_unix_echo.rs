@@ -2,11 +2,14 @@
 //! re-executed) on each backend: the startup line, every datagram up to 65,507 bytes echoed
 //! whole to its sender, Unix connections echoed on both reactors, and a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod common;
+
+use common::{listening_at, start_child, Server};
 
 const CHILD_ENV: &str = "UDP_UNIX_ECHO_CHILD";
 
@@ -29,55 +32,21 @@ fn child() {
     res.expect("the example failed");
 }
 
-/// The child process, killed and reaped if the test fails first.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts the child on `backend` with two reactors; returns it with where it listens.
+fn start(spec: &str, backend: &str) -> (Server, String) {
+    let env = format!("{spec} --backend {backend} --reactors 2");
+    let (child, rest, _) = start_child((CHILD_ENV, &env), false);
+    let at = listening_at(&rest, backend);
+    (child, at)
 }
 
-impl Server {
-    /// Starts the child; returns it with what follows `listening on ` in its first line.
-    fn start(spec: &str, backend: &str) -> (Server, String) {
-        let child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(
-                CHILD_ENV,
-                format!("{spec} --backend {backend} --reactors 2"),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let mut child = Server(child);
-        let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).expect("stdout") > 0,
-                "child exited early"
-            );
-            // The harness may print `test child ... ` first, on the same line.
-            if let Some((_, rest)) = line.split_once("listening on ") {
-                let (at, backend_part) = rest.trim_end().rsplit_once(" (backend: ").expect("line");
-                assert_eq!(backend_part, format!("{backend})"), "the backend asked for");
-                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-                return (child, at.to_string());
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for a successful exit.
-    fn stop(mut self) {
-        // SAFETY: kill has no memory effects; the pid is our live child's.
-        assert_eq!(unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) }, 0);
-        let status = self.0.wait().expect("wait");
-        assert!(status.success(), "the example exited with {status}");
-    }
+/// Sends SIGTERM and waits for a successful exit.
+fn stop(mut server: Server) {
+    // SAFETY: kill has no memory effects; the pid is our live child's.
+    let sent = unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM: {}", std::io::Error::last_os_error());
+    let status = server.0.wait().expect("wait");
+    assert!(status.success(), "the example exited with {status}");
 }
 
 fn backends() -> [&'static str; 2] {
@@ -87,7 +56,7 @@ fn backends() -> [&'static str; 2] {
 #[test]
 fn udp_echo_returns_every_datagram_whole() {
     for backend in backends() {
-        let (server, addr) = Server::start("udp --addr 127.0.0.1:0", backend);
+        let (server, addr) = start("udp --addr 127.0.0.1:0", backend);
         let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
         client
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -119,7 +88,7 @@ fn udp_echo_returns_every_datagram_whole() {
             let n = c.recv(&mut buf).expect("reply");
             assert_eq!(&buf[..n], format!("client {i}").as_bytes());
         }
-        server.stop();
+        stop(server);
     }
 }
 
@@ -128,7 +97,7 @@ fn unix_echo_serves_connections_on_both_reactors() {
     for backend in backends() {
         let path = std::env::temp_dir().join(format!("unix-echo-test-{}.sock", std::process::id()));
         let spec = format!("unix --path {}", path.display());
-        let (server, at) = Server::start(&spec, backend);
+        let (server, at) = start(&spec, backend);
         assert_eq!(
             at,
             path.display().to_string(),
@@ -153,7 +122,7 @@ fn unix_echo_serves_connections_on_both_reactors() {
             );
         }
         drop(conns);
-        server.stop();
+        stop(server);
         assert!(!path.exists(), "the socket file is removed at the stop");
     }
 }

@@ -41,6 +41,24 @@ impl Family for Inet {
     }
 }
 
+impl Inet {
+    /// Sets `IP_TTL` (an IPv4 socket) or `IPV6_UNICAST_HOPS` (IPv6).
+    pub(crate) fn set_ttl(socket: &socket2::SockRef<'_>, ttl: u32) -> io::Result<()> {
+        match socket.domain()? {
+            socket2::Domain::IPV6 => socket.set_unicast_hops_v6(ttl),
+            _ => socket.set_ttl_v4(ttl),
+        }
+    }
+
+    /// `IP_TTL` (an IPv4 socket) or `IPV6_UNICAST_HOPS` (IPv6).
+    pub(crate) fn ttl(socket: &socket2::SockRef<'_>) -> io::Result<u32> {
+        match socket.domain()? {
+            socket2::Domain::IPV6 => socket.unicast_hops_v6(),
+            _ => socket.ttl_v4(),
+        }
+    }
+}
+
 /// Unix domain sockets.
 #[derive(Debug)]
 pub enum Unix {}

@@ -363,18 +363,12 @@ impl<S: Source> Stream<S, Inet> {
 
     /// Sets `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        match self.local_addr()? {
-            SocketAddr::V4(_) => self.socket().set_ttl_v4(ttl),
-            SocketAddr::V6(_) => self.socket().set_unicast_hops_v6(ttl),
-        }
+        Inet::set_ttl(&self.socket(), ttl)
     }
 
     /// `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6).
     pub fn ttl(&self) -> io::Result<u32> {
-        match self.local_addr()? {
-            SocketAddr::V4(_) => self.socket().ttl_v4(),
-            SocketAddr::V6(_) => self.socket().unicast_hops_v6(),
-        }
+        Inet::ttl(&self.socket())
     }
 
     /// Turns keepalive on with these timings; see [`TcpSocket::set_keepalive_params`].

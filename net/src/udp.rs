@@ -1,7 +1,7 @@
 //! What only UDP sockets have: binding and sending by name, broadcast, multicast and TTL.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use runtime_core::{BufResult, IoBuf, Source};
 use socket2::{Domain, Protocol, SockAddr, Type};
@@ -70,18 +70,12 @@ impl<S: Source> Datagram<S, Inet> {
 
     /// Sets `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        match self.local_addr()? {
-            SocketAddr::V4(_) => self.socket().set_ttl_v4(ttl),
-            SocketAddr::V6(_) => self.socket().set_unicast_hops_v6(ttl),
-        }
+        Inet::set_ttl(&self.socket(), ttl)
     }
 
     /// `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6).
     pub fn ttl(&self) -> io::Result<u32> {
-        match self.local_addr()? {
-            SocketAddr::V4(_) => self.socket().ttl_v4(),
-            SocketAddr::V6(_) => self.socket().unicast_hops_v6(),
-        }
+        Inet::ttl(&self.socket())
     }
 
     /// Joins the IPv4 multicast group `group` on the interface with address `interface`
