@@ -60,9 +60,30 @@ impl RingDriver {
             buffers,
             config.wake,
         ));
+        let mut description = built.description;
+        let budget = config.latency_budget.filter(|b| !b.is_zero());
+        let min_wait = match budget {
+            Some(b) if config.kernel_min_wait && built.ring.params().is_feature_min_timeout() => {
+                description += &format!("; latency budget {b:?} as the kernel's min_wait");
+                Some(b)
+            }
+            Some(b) if config.kernel_min_wait => {
+                description += &format!(
+                    "; latency budget {b:?} by the reactor's nap (the kernel lacks \
+                     IORING_FEAT_MIN_TIMEOUT, 6.12+)"
+                );
+                None
+            }
+            Some(b) => {
+                description += &format!("; latency budget {b:?} by the reactor's nap");
+                None
+            }
+            None => None,
+        };
         let ring = Ring::new(
             built.ring,
             built.taskrun_flag,
+            min_wait,
             eventfd.as_raw_fd(),
             shared.clone(),
         );
@@ -73,7 +94,7 @@ impl RingDriver {
         Ok(RingDriver {
             ring,
             unpark,
-            description: built.description,
+            description,
             cancel_any: true,
         })
     }
@@ -102,6 +123,10 @@ impl Driver for RingDriver {
 
     fn unparker(&self) -> Arc<dyn Unpark> {
         self.unpark.clone()
+    }
+
+    fn batches_waits(&self) -> bool {
+        self.ring.batches_waits()
     }
 
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {

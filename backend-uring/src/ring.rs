@@ -12,7 +12,11 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
-use runtime_core::Metrics;
+use runtime_core::{Metrics, BATCH};
+
+/// The overall timeout of a wait under `min_wait` when no timer is due: long, so that an idle
+/// reactor still sleeps (the wait simply starts again when it passes).
+const NO_TIMER_WAIT: Duration = Duration::from_secs(3600);
 
 use crate::handoff::{Handoff, HandoffOp};
 use crate::lifecycle::Deferred;
@@ -37,6 +41,9 @@ pub(crate) struct Ring {
     /// every SQ access (the reactor's too) holds `shared.sq`'s lock.
     ring: IoUring,
     sqpoll: bool,
+    /// The latency budget as the kernel's `min_wait` (`IORING_FEAT_MIN_TIMEOUT`): a blocking
+    /// wait that got a completion waits this long for [`BATCH`] before returning.
+    min_wait_usec: Option<u32>,
     ops: RefCell<OpTable>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
@@ -91,14 +98,17 @@ impl Ring {
     pub(crate) fn new(
         ring: IoUring,
         taskrun_flag: bool,
+        min_wait: Option<Duration>,
         eventfd: RawFd,
         shared: Arc<RingShared>,
     ) -> Rc<Self> {
         let sqpoll = ring.params().is_setup_sqpoll();
+        let min_wait_usec = min_wait.map(|d| d.as_micros().clamp(1, u32::MAX as u128) as u32);
         let ring = Rc::new(Ring {
             shared,
             ring,
             sqpoll,
+            min_wait_usec,
             ops: RefCell::new(OpTable::default()),
             taskrun_flag,
             eventfd,
@@ -376,8 +386,15 @@ impl Ring {
         (sq.len() as u32, flagged, self.sqpoll && sq.need_wakeup())
     }
 
+    /// Whether the latency budget is the kernel's `min_wait`.
+    pub(crate) fn batches_waits(&self) -> bool {
+        self.min_wait_usec.is_some()
+    }
+
     /// Submits what is queued and waits for at least one completion, at most `timeout`
     /// (`Some(ZERO)`: no wait, and no syscall at all if there is nothing to submit or reap).
+    /// With a latency budget, a wait that got a completion goes on for up to the budget while
+    /// fewer than [`BATCH`] came, within `timeout`.
     fn enter(&self, timeout: Option<Duration>) -> io::Result<()> {
         let (to_submit, flagged, sq_asleep) = self.sq_state();
         let mut flags = EnterFlags::GETEVENTS;
@@ -396,19 +413,40 @@ impl Ring {
                 // SAFETY: no argument is passed.
                 unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, flags.bits(), None) }
             }
-            None => {
+            None if self.min_wait_usec.is_none() => {
                 self.with_metrics(|m| m.driver_waits.add_local(1));
                 // SAFETY: no argument is passed.
                 unsafe { submitter.enter::<libc::sigset_t>(to_submit, 1, flags.bits(), None) }
             }
-            Some(t) => {
+            timeout => {
                 self.with_metrics(|m| m.driver_waits.add_local(1));
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
+                let mut want = 1;
+                let mut min_wait = None;
+                let mut timeout = timeout;
+                if let Some(usec) = self.min_wait_usec {
+                    // The kernel ends a wait with no overall timeout at `min_wait`, events or
+                    // not, and lets `min_wait` outlast a shorter timeout: so the wait gets an
+                    // overall timeout (the timer's, or a long one), and `min_wait` never runs
+                    // past it. Past `min_wait` with no completion yet, the first one returns.
+                    let limit = timeout.unwrap_or(NO_TIMER_WAIT);
+                    let limit_usec = limit.as_micros().min(u32::MAX as u128) as u32;
+                    min_wait = Some(usec.min(limit_usec));
+                    timeout = Some(limit);
+                    want = BATCH as u32;
+                }
+                let ts = timeout.map(types::Timespec::from);
+                let mut args = types::SubmitArgs::new();
+                if let Some(ts) = &ts {
+                    args = args.timespec(ts);
+                }
+                if let Some(usec) = min_wait {
+                    args = args.min_wait_usec(usec);
+                }
                 let flags = flags | EnterFlags::EXT_ARG;
                 // SAFETY: `args` is the `io_uring_getevents_arg` that `EXT_ARG` announces
-                // (`SubmitArgs` is a transparent wrapper of it), alive for the call.
-                unsafe { submitter.enter(to_submit, 1, flags.bits(), Some(&args)) }
+                // (`SubmitArgs` is a transparent wrapper of it), and it and the timespec it
+                // points to are alive for the call.
+                unsafe { submitter.enter(to_submit, want, flags.bits(), Some(&args)) }
             }
         };
         match res {

@@ -18,6 +18,12 @@ pub struct RingConfig {
     /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
     /// caller's buffer.
     pub multishot_receive: bool,
+    /// The runtime's latency budget, applied as the kernel's `min_wait` where the kernel has
+    /// it (`IORING_FEAT_MIN_TIMEOUT`, 6.12+); elsewhere the reactor naps instead.
+    pub latency_budget: Option<std::time::Duration>,
+    /// Use the kernel's `min_wait` for the budget where it has it; off, the reactor's nap is
+    /// used everywhere (to test the older kernels' path).
+    pub kernel_min_wait: bool,
 }
 
 impl Default for RingConfig {
@@ -26,6 +32,8 @@ impl Default for RingConfig {
             entries: 256,
             wake: RingWake::default(),
             multishot_receive: true,
+            latency_budget: None,
+            kernel_min_wait: true,
         }
     }
 }

@@ -56,6 +56,12 @@ pub trait Driver: 'static {
     /// Installs this driver as the calling thread's current driver until the guard drops.
     /// `reactor` is the reactor that runs it: its counters, and how to wake it.
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard;
+
+    /// Whether the driver applies the runtime's latency budget inside its own waits (io_uring
+    /// with `min_wait`), so the reactor need not nap after a park.
+    fn batches_waits(&self) -> bool {
+        false
+    }
 }
 
 /// Wakes a parked driver from any thread.

@@ -37,6 +37,6 @@ pub use runtime::{
 };
 pub use scheduler::{
     block_on, current_reactor, in_runtime, run_reactor, set_timer_home, spawn, yield_now,
-    ReactorConfig, ReactorHandle,
+    ReactorConfig, ReactorHandle, BATCH,
 };
 pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};

@@ -56,6 +56,13 @@ impl Driver for AutoDriver {
         }
     }
 
+    fn batches_waits(&self) -> bool {
+        match self {
+            AutoDriver::Uring(d) => d.batches_waits(),
+            AutoDriver::Epoll(d) => d.batches_waits(),
+        }
+    }
+
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {
         match self {
             AutoDriver::Uring(d) => d.enter(reactor),

@@ -150,6 +150,7 @@ pub struct Builder {
     wake: WakeStrategy,
     ring_entries: Option<u32>,
     one_shot_receive: bool,
+    no_kernel_min_wait: bool,
 }
 
 impl Builder {
@@ -202,6 +203,28 @@ impl Builder {
         self
     }
 
+    /// Off by default: a reactor runs what a wait woke at once. With a budget, a reactor that
+    /// starts to wait keeps waiting until `budget` has passed, unless many tasks were woken,
+    /// so that one wakeup serves several requests: CPU per request bought with latency (at
+    /// most the budget per request). Work that comes after a reactor has been idle for longer
+    /// than the budget is run at once, so a quiet server adds no latency. It never delays a
+    /// timer past its deadline, and never holds back work that was runnable before the wait
+    /// (the reactor does not block then). On io_uring the kernel does it within the wait (`min_wait`,
+    /// `IORING_FEAT_MIN_TIMEOUT`, Linux 6.12+); on epoll, and on older kernels, the reactor
+    /// naps and then collects what came. `running_backend()` says which.
+    pub fn latency_budget(mut self, budget: Duration) -> Self {
+        self.config.latency_budget = Some(budget);
+        self
+    }
+
+    /// io_uring: whether a latency budget uses the kernel's `min_wait` where it has it (the
+    /// default); off, the reactor's nap is used, as on kernels before 6.12.
+    #[doc(hidden)]
+    pub fn kernel_min_wait(mut self, on: bool) -> Self {
+        self.no_kernel_min_wait = !on;
+        self
+    }
+
     /// The longest a reactor waits in the kernel in one park, whatever the wake strategy
     /// (default: as long as it has nothing to do). `RUNTIME_MAX_PARK` overrides it.
     pub fn max_park(mut self, max: Duration) -> Self {
@@ -235,6 +258,8 @@ impl Builder {
             wake: self.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
             multishot_receive: !self.one_shot_receive,
+            latency_budget: self.config.latency_budget,
+            kernel_min_wait: !self.no_kernel_min_wait,
         }
     }
 

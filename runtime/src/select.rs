@@ -39,6 +39,8 @@ pub(crate) struct DriverOptions {
     pub(crate) wake: WakeStrategy,
     pub(crate) ring_entries: u32,
     pub(crate) multishot_receive: bool,
+    pub(crate) latency_budget: Option<std::time::Duration>,
+    pub(crate) kernel_min_wait: bool,
 }
 
 #[cfg(feature = "uring")]
@@ -47,6 +49,8 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
         multishot_receive: options.multishot_receive,
+        latency_budget: options.latency_budget,
+        kernel_min_wait: options.kernel_min_wait,
     };
     backend_uring::RingDriver::new(&config)
 }
@@ -125,8 +129,11 @@ pub(crate) fn create(
         BackendKind::Epoll => {
             #[cfg(feature = "epoll")]
             {
-                let _ = options;
-                let info = BackendInfo::new(BackendKind::Epoll, why.to_string());
+                let mut reason = why.to_string();
+                if let Some(budget) = options.latency_budget.filter(|b| !b.is_zero()) {
+                    reason += &format!("; latency budget {budget:?} by the reactor's nap");
+                }
+                let info = BackendInfo::new(BackendKind::Epoll, reason);
                 Ok((epoll()?.into(), info))
             }
             #[cfg(not(feature = "epoll"))]
