@@ -13,6 +13,7 @@
 //! | `--offload` | read on the reactor, compute and write the reply on a pool thread |
 //! | `--work-us N` | spend N µs of CPU (a busy loop) on each read before answering (default 0) |
 //! | `--wake STRATEGY` | `eventfd`, `eventfd-if-parked`, `timeout:<dur>`, `sqpoll[:<idle>]`, `msg-ring`, `direct-first` |
+//! | `--latency-budget-us N` | let a reactor gather work for up to N µs per wait (`Builder::latency_budget`; default off) |
 //! | `--stats` | on SIGINT or SIGTERM, print every reactor's counters before shutting down |
 //!
 //! The first line on stdout is `listening on <ip:port> (backend: <uring|epoll>)`; the server

@@ -18,6 +18,8 @@ pub struct Counters {
 pub struct Sample {
     /// Server CPU time per completed request.
     pub cpu_per_request: Duration,
+    /// Mean latency, microseconds.
+    pub mean_us: f64,
     /// Median latency, microseconds.
     pub p50_us: u64,
     /// 99th percentile latency, microseconds.
@@ -188,6 +190,7 @@ impl WorkloadResult {
             "server".to_string(),
             if self.streaming() { "MiB/s" } else { "req/s" }.into(),
             "cpu us/req".into(),
+            "mean us".into(),
             "p50 us".into(),
             "p99 us".into(),
             "p99.9 us".into(),
@@ -216,6 +219,7 @@ impl WorkloadResult {
                 name,
                 rate,
                 format!("{:.2}", median(&s.cpu_us())),
+                format!("{:.0}", s.med(|x| x.mean_us)),
                 format!("{:.0}", s.med(|x| x.p50_us as f64)),
                 format!("{:.0}", s.med(|x| x.p99_us as f64)),
                 format!("{:.0}", s.med(|x| x.p999_us as f64)),

@@ -28,6 +28,8 @@ pub enum ServerKind {
         offload: bool,
         /// The wake strategy's name (`WakeStrategy::parse`), if not the default.
         wake: Option<&'static str>,
+        /// The latency budget in microseconds (`Builder::latency_budget`; 0: none).
+        budget_us: u32,
     },
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
@@ -58,6 +60,17 @@ impl ServerKind {
             backend,
             offload: false,
             wake: None,
+            budget_us: 0,
+        }
+    }
+
+    /// Ours, inline, on `backend`, with a latency budget of `budget_us` microseconds.
+    pub const fn ours_budget(backend: Backend, budget_us: u32) -> Self {
+        ServerKind::Ours {
+            backend,
+            offload: false,
+            wake: None,
+            budget_us,
         }
     }
 
@@ -67,6 +80,7 @@ impl ServerKind {
             backend,
             offload: true,
             wake,
+            budget_us: 0,
         }
     }
 
@@ -100,13 +114,14 @@ impl ServerKind {
     }
 
     /// The name used on the command line and in tables: `ours-uring`, `ours-epoll+pool`,
-    /// `ours-uring+pool/msg-ring`, `tokio-ct`, ...
+    /// `ours-uring+pool/msg-ring`, `ours-uring~50us` (a latency budget), `tokio-ct`, ...
     pub fn name(self) -> String {
         match self {
             ServerKind::Ours {
                 backend,
                 offload,
                 wake,
+                budget_us,
             } => {
                 let mut name = format!("ours-{backend}");
                 if offload {
@@ -115,6 +130,9 @@ impl ServerKind {
                 if let Some(w) = wake {
                     name.push('/');
                     name.push_str(w);
+                }
+                if budget_us > 0 {
+                    name.push_str(&format!("~{budget_us}us"));
                 }
                 name
             }
@@ -139,6 +157,10 @@ impl ServerKind {
             return Some(peer);
         }
         let rest = name.strip_prefix("ours-")?;
+        let (rest, budget_us) = match rest.split_once('~') {
+            Some((r, b)) => (r, b.strip_suffix("us")?.parse().ok()?),
+            None => (rest, 0),
+        };
         let (rest, wake) = match rest.split_once('/') {
             Some((r, w)) => (r, Some(*WAKE_STRATEGIES.iter().find(|s| **s == w)?)),
             None => (rest, None),
@@ -156,6 +178,7 @@ impl ServerKind {
             backend,
             offload,
             wake,
+            budget_us,
         })
     }
 
@@ -238,7 +261,8 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
             backend,
             offload,
             wake,
-        } => serve_ours(backend, offload, wake, handler),
+            budget_us,
+        } => serve_ours(backend, offload, wake, budget_us, handler),
         ServerKind::TokioCurrentThread => {
             let mut rt = tokio::runtime::Builder::new_current_thread();
             if protocol == Protocol::Hyper {
@@ -292,6 +316,7 @@ fn serve_ours(
     backend: Backend,
     offload: bool,
     wake: Option<&str>,
+    budget_us: u32,
     handler: Handler,
 ) -> io::Result<()> {
     let wake = match wake {
@@ -306,37 +331,40 @@ fn serve_ours(
         },
         work: handler.work,
     };
-    Builder::new()
+    let mut builder = Builder::new()
         .backend(backend)
         .reactors(1)
         .pool_threads(usize::from(offload))
-        .wake(wake)
-        .try_block_on(async move {
-            let info = runtime::running_backend().expect("inside the runtime");
-            if runtime::Backend::from(info.kind()) != backend {
-                return Err(io::Error::other(format!("asked for {backend}, got {info}")));
-            }
-            if handler.protocol == Protocol::Hyper {
-                return serve_ours_hyper().await;
-            }
-            if handler.protocol == Protocol::Udp {
-                let socket = runtime::net::UdpSocket::bind("127.0.0.1:0").await?;
-                answer_metrics_requests(runtime::reactors());
-                announce(socket.local_addr()?)?;
-                return examples::udp_echo::echo(socket, handling).await;
-            }
-            let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;
+        .wake(wake);
+    if budget_us > 0 {
+        builder = builder.latency_budget(Duration::from_micros(budget_us.into()));
+    }
+    builder.try_block_on(async move {
+        let info = runtime::running_backend().expect("inside the runtime");
+        if runtime::Backend::from(info.kind()) != backend {
+            return Err(io::Error::other(format!("asked for {backend}, got {info}")));
+        }
+        if handler.protocol == Protocol::Hyper {
+            return serve_ours_hyper().await;
+        }
+        if handler.protocol == Protocol::Udp {
+            let socket = runtime::net::UdpSocket::bind("127.0.0.1:0").await?;
             answer_metrics_requests(runtime::reactors());
-            announce(listener.local_addr()?)?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                match handler.protocol {
-                    Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, handling))),
-                    Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, handling))),
-                    Protocol::Hyper | Protocol::Udp => unreachable!("served above"),
-                }
+            announce(socket.local_addr()?)?;
+            return examples::udp_echo::echo(socket, handling).await;
+        }
+        let listener = runtime::net::TcpListener::bind("127.0.0.1:0")?;
+        answer_metrics_requests(runtime::reactors());
+        announce(listener.local_addr()?)?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            match handler.protocol {
+                Protocol::Echo => drop(runtime::spawn(examples::echo::echo(stream, handling))),
+                Protocol::Http => drop(runtime::spawn(examples::http::serve(stream, handling))),
+                Protocol::Hyper | Protocol::Udp => unreachable!("served above"),
             }
-        })?
+        }
+    })?
 }
 
 /// The hyper example's service through `runtime::compat`.
@@ -648,5 +676,32 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerKind;
+    use runtime::Backend;
+
+    #[test]
+    fn every_server_name_parses_back() {
+        let mut kinds = ServerKind::STANDARD.to_vec();
+        kinds.extend(ServerKind::offload_matrix());
+        kinds.push(ServerKind::ours_budget(Backend::Uring, 50));
+        kinds.push(ServerKind::ours_budget(Backend::Epoll, 200));
+        for kind in kinds {
+            assert_eq!(
+                ServerKind::from_name(&kind.name()),
+                Some(kind),
+                "{}",
+                kind.name()
+            );
+        }
+        assert_eq!(
+            ServerKind::ours_budget(Backend::Uring, 50).name(),
+            "ours-uring~50us"
+        );
+        assert_eq!(ServerKind::from_name("ours-uring~fastus"), None);
     }
 }

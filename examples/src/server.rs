@@ -14,7 +14,7 @@ use crate::{Handling, Placement};
 
 /// The flags every example server takes.
 pub const USAGE: &str = "[--addr IP:PORT] [--backend uring|epoll|auto] [--reactors N] [--pool N] \
-[--offload] [--work-us N] [--wake STRATEGY] [--stats]";
+[--offload] [--work-us N] [--wake STRATEGY] [--latency-budget-us N] [--stats]";
 
 /// Parsed flags.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct ServerArgs {
     pub handling: Handling,
     /// How other threads wake a reactor.
     pub wake: WakeStrategy,
+    /// The reactors' latency budget (`Builder::latency_budget`), if any.
+    pub latency_budget: Option<Duration>,
     /// Print every reactor's counters on SIGINT or SIGTERM (before the graceful shutdown).
     pub stats: bool,
 }
@@ -45,6 +47,7 @@ impl ServerArgs {
             pool: None,
             handling: Placement::Inline.into(),
             wake: WakeStrategy::default(),
+            latency_budget: None,
             stats: false,
         };
         let mut it = args.into_iter();
@@ -65,6 +68,12 @@ impl ServerArgs {
                     parsed.pool = Some(value()?.parse().map_err(|e| format!("--pool: {e}"))?)
                 }
                 "--wake" => parsed.wake = WakeStrategy::parse(&value()?)?,
+                "--latency-budget-us" => {
+                    let us = value()?
+                        .parse()
+                        .map_err(|e| format!("--latency-budget-us: {e}"))?;
+                    parsed.latency_budget = Some(Duration::from_micros(us));
+                }
                 "--offload" => parsed.handling.placement = Placement::Offload,
                 "--work-us" => {
                     let us = value()?.parse().map_err(|e| format!("--work-us: {e}"))?;
@@ -128,6 +137,9 @@ pub fn builder(args: &ServerArgs) -> Builder {
         .wake(args.wake);
     if let Some(pool) = args.pool {
         builder = builder.pool_threads(pool);
+    }
+    if let Some(budget) = args.latency_budget {
+        builder = builder.latency_budget(budget);
     }
     builder
 }
@@ -232,4 +244,26 @@ pub fn print_stats() -> io::Result<()> {
     let total = runtime::MetricsSnapshot::sum(&snapshots);
     writeln!(out, "total: {total}")?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerArgs;
+
+    fn parse(args: &[&str]) -> Result<ServerArgs, String> {
+        ServerArgs::parse(args.iter().map(|s| s.to_string()), 7000)
+    }
+
+    #[test]
+    fn the_latency_budget_flag_is_read_and_checked() {
+        assert_eq!(parse(&[]).expect("no flags").latency_budget, None);
+        let args = parse(&["--latency-budget-us", "50"]).expect("flag");
+        assert_eq!(
+            args.latency_budget,
+            Some(std::time::Duration::from_micros(50))
+        );
+        let err = parse(&["--latency-budget-us", "soon"]).expect_err("not a number");
+        assert!(err.contains("--latency-budget-us"), "{err}");
+        parse(&["--latency-budget-us"]).expect_err("no value");
+    }
 }

@@ -148,6 +148,23 @@ fn udp(size: usize, sockets: usize, rate: u64) -> Workload {
     }
 }
 
+/// The latency budgets of the curve, in microseconds (0: none).
+const BUDGETS_US: [u32; 5] = [0, 25, 50, 100, 200];
+
+/// Echo at `rate` on both backends with each latency budget, and the raw epoll loop (the floor
+/// the budget is measured against).
+fn budget_curve(rate: u64) -> Workload {
+    let mut w = echo(64, 100, Mode::Open { rate });
+    w.name = format!("latency budget: echo 64 B, 100 conns, open loop {rate}/s");
+    w.servers = [Backend::Uring, Backend::Epoll]
+        .into_iter()
+        .flat_map(|b| BUDGETS_US.map(|us| ServerKind::ours_budget(b, us)))
+        .chain([ServerKind::RawEpoll])
+        .collect();
+    w.reference = ServerKind::RawEpoll;
+    w
+}
+
 /// Inline against offloaded, and every wake strategy, at `rate` with `work` per request.
 fn offload(rate: u64, work: Duration) -> Workload {
     let mut w = echo(64, 100, Mode::Open { rate });
@@ -197,6 +214,9 @@ fn full_matrix() -> Vec<Workload> {
     w.push(hyper_baseline(50_000));
     w.push(udp(64, 16, 50_000));
     w.push(udp(1024, 16, 50_000));
+    for rate in [10_000, 50_000, 100_000] {
+        w.push(budget_curve(rate));
+    }
     w
 }
 
@@ -217,7 +237,12 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
         }
     }
     let mut workloads = if quick {
-        vec![echo(64, 100, Mode::Open { rate: 50_000 }), http(16, 16)]
+        let mut fixed_rate = echo(64, 100, Mode::Open { rate: 50_000 });
+        // One line with the latency budget on.
+        fixed_rate
+            .servers
+            .insert(1, ServerKind::ours_budget(Backend::Uring, 50));
+        vec![fixed_rate, http(16, 16)]
     } else {
         full_matrix()
     };
@@ -310,6 +335,7 @@ fn measure(kind: ServerKind, w: &Workload, plan: &Plan, server_cpu: usize) -> io
     let completed = result.completed.max(1);
     Ok(Sample {
         cpu_per_request: (cpu_after - cpu_before) / completed as u32,
+        mean_us: result.latency_us.mean(),
         p50_us: result.latency_us.value_at_quantile(0.50),
         p99_us: result.latency_us.value_at_quantile(0.99),
         p999_us: result.latency_us.value_at_quantile(0.999),
