@@ -446,3 +446,26 @@ async fn poll_datagram_with_multishot_receive() {
 async fn poll_datagram_with_one_shot_receives() {
     poll_datagram_round_trips().await;
 }
+
+/// UDP sockets dropped while their multishot receive holds datagrams give the buffers back to
+/// the datagram ring (32 buffers): after 8 sockets each dropped with a full queue, a new
+/// socket's queued datagrams still come from the multishot receive, whole.
+#[runtime::test]
+async fn datagram_buffers_of_dropped_sockets_go_back_to_the_ring() {
+    let sender = bound().await;
+    for _ in 0..8 {
+        let socket = bound().await;
+        let addr = socket.local_addr().expect("addr");
+        sender.send_to(b"arm".to_vec(), addr).await.0.expect("send");
+        socket
+            .recv_from(Vec::with_capacity(8))
+            .await
+            .0
+            .expect("arming receive");
+        for _ in 0..12 {
+            sender.send_to(vec![1u8; 512], addr).await.0.expect("send");
+        }
+        drop(socket);
+    }
+    datagrams_received_one_shot(100, true).await;
+}
