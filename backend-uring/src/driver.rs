@@ -209,4 +209,55 @@ mod tests {
             "the drop waited out the drain timeout: the wake read was never cancelled"
         );
     }
+
+    /// A receive still waiting when the driver is dropped (without `CANCEL_ANY`, as on kernels
+    /// before 6.0) is cancelled by its key: its waker runs before the drop returns, and the drop
+    /// does not wait out the drain timeout.
+    #[test]
+    fn drop_cancels_and_waits_for_an_operation_in_flight() {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        use std::task::{Wake, Waker};
+
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+
+        let mut driver = match RingDriver::new(&RingConfig::default()) {
+            Ok(d) => d,
+            Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
+        };
+        driver.cancel_any = false;
+        let (quiet, _peer) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        // Leaked: the kernel may write into it until the receive's CQE, and the test does not
+        // rely on the driver for that.
+        let buf: &'static mut [u8; 16] = Box::leak(Box::new([0u8; 16]));
+        let entry = io_uring::opcode::Recv::new(
+            io_uring::types::Fd(quiet.as_raw_fd()),
+            buf.as_mut_ptr(),
+            16,
+        )
+        .build();
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        driver.ring.start(entry, &Waker::from(woken.clone()));
+        driver
+            .ring
+            .turn(Some(std::time::Duration::ZERO))
+            .expect("submit");
+        assert!(
+            !woken.0.load(Ordering::SeqCst),
+            "nothing was sent to the socket"
+        );
+        let before = DRAIN_TIMEOUTS.load(Ordering::Relaxed);
+        drop(driver);
+        assert!(
+            woken.0.load(Ordering::SeqCst),
+            "the drop returned before the receive's completion"
+        );
+        assert_eq!(DRAIN_TIMEOUTS.load(Ordering::Relaxed), before);
+    }
 }
