@@ -1,6 +1,6 @@
 //! Choosing the backend: by the program, by `RUNTIME_BACKEND`, and what `backend()` reports.
 
-use runtime::{Backend, BackendKind, Builder};
+use runtime::{Backend, Builder};
 
 #[cfg(feature = "epoll")]
 #[test]
@@ -13,7 +13,7 @@ fn the_requested_backend_runs_and_says_why() {
         return;
     }
     let info = info.expect("epoll starts").expect("inside the runtime");
-    assert_eq!(info.kind(), BackendKind::Epoll);
+    assert_eq!(info.kind(), runtime::BackendKind::Epoll);
     assert!(info.reason().contains("requested by the program"), "{info}");
     assert!(
         runtime::running_backend().is_none(),
