@@ -128,9 +128,16 @@ fn hyper_baseline(rate: u64) -> Workload {
     w
 }
 
-/// The servers of the UDP workloads: the `udp_echo` example's code on both our backends, and
-/// the same loop on tokio `current_thread`.
-const UDP_SERVERS: [ServerKind; 3] = HYPER_SERVERS;
+/// The servers of the UDP workloads: the `udp_echo` example's code on both our backends (also
+/// with a 50 us latency budget, since a UDP server at a fixed rate wakes for nearly every
+/// datagram), and the same loop on tokio `current_thread`.
+const UDP_SERVERS: [ServerKind; 5] = [
+    ServerKind::ours(Backend::Uring),
+    ServerKind::ours_budget(Backend::Uring, 50),
+    ServerKind::ours(Backend::Epoll),
+    ServerKind::ours_budget(Backend::Epoll, 50),
+    ServerKind::TokioCurrentThread,
+];
 
 /// UDP echo of `size`-byte datagrams at `rate` over `sockets` client sockets; the ratio column
 /// is to tokio.
