@@ -49,33 +49,21 @@ pub(crate) fn truncated(len: usize, room: usize) -> io::Error {
 }
 
 impl<S: Source, F: Family> Datagram<S, F> {
+    /// Registers a socket, in the backend's blocking mode, with the calling reactor.
     pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
         Ok(Datagram {
-            source: Arc::new(crate::register(fd)?),
+            source: Arc::new(S::new(fd)?),
             family: PhantomData,
         })
     }
 
     pub(crate) fn into_fd(self) -> Result<OwnedFd, IntoStdError<Self>> {
-        let shared = |source| {
-            let err = io::Error::new(io::ErrorKind::InvalidInput, "the socket is still shared");
-            IntoStdError::new(
-                err,
-                Datagram {
-                    source,
-                    family: PhantomData,
-                },
-            )
-        };
-        let source = Arc::try_unwrap(self.source).map_err(shared)?;
-        crate::unregister(source).map_err(|(e, source)| {
-            IntoStdError::new(
-                e,
-                Datagram {
-                    source: Arc::new(source),
-                    family: PhantomData,
-                },
-            )
+        crate::unregister_shared(self.source).map_err(|(e, source)| {
+            let socket = Datagram {
+                source,
+                family: PhantomData,
+            };
+            IntoStdError::new(e, socket)
         })
     }
 

@@ -48,14 +48,26 @@ pub type UnixDatagram<S> = Datagram<S, Unix>;
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use runtime_core::Source;
 
-/// Registers a socket with the calling reactor, first putting it in the blocking mode the
-/// backend asks for.
-fn register<S: Source>(fd: OwnedFd) -> io::Result<S> {
+/// A socket made elsewhere (`from_std`), put in the blocking mode the backend asks for; the
+/// sockets this crate makes are created in it.
+fn in_backend_mode<S: Source>(fd: OwnedFd) -> io::Result<OwnedFd> {
     socket2::SockRef::from(&fd).set_nonblocking(S::nonblocking()?)?;
-    S::new(fd)
+    Ok(fd)
+}
+
+/// [`unregister`] for a socket whose handles share its source: refused while another handle
+/// (a split half, a poll adapter, a write it left running) still holds it.
+fn unregister_shared<S: Source>(source: Arc<S>) -> Result<OwnedFd, (io::Error, Arc<S>)> {
+    let source = Arc::try_unwrap(source).map_err(|source| {
+        let why = "the socket is still shared (a split half, a poll adapter, or a write it left \
+                   running)";
+        (io::Error::new(io::ErrorKind::InvalidInput, why), source)
+    })?;
+    unregister(source).map_err(|(e, source)| (e, Arc::new(source)))
 }
 
 /// Takes a socket back from its driver, in blocking mode (as `std` makes sockets).

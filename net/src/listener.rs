@@ -34,10 +34,10 @@ impl<S: Source, F: Family> fmt::Debug for Listener<S, F> {
 }
 
 impl<S: Source, F: Family> Listener<S, F> {
-    /// Registers a listening socket made elsewhere with the calling reactor.
+    /// Registers a listening socket, in the backend's blocking mode, with the calling reactor.
     pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
         Ok(Listener {
-            source: crate::register(fd)?,
+            source: S::new(fd)?,
             family: PhantomData,
         })
     }

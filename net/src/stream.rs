@@ -38,29 +38,22 @@ impl<S: Source, F: Family> Stream<S, F> {
         }
     }
 
-    /// Registers a connected socket made elsewhere with the calling reactor.
+    /// Registers a connected socket, in the backend's blocking mode, with the calling reactor.
     pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
-        Ok(Self::from_source(crate::register(fd)?))
+        Ok(Self::from_source(S::new(fd)?))
     }
 
     /// Unregisters the socket and returns it in blocking mode, as `std` makes sockets. Refused
     /// (with the stream given back) while a half, a compat adapter or a write it left running
     /// still holds the socket, or while the runtime holds received bytes no read took.
     pub(crate) fn into_fd(self) -> Result<OwnedFd, IntoStdError<Self>> {
-        let source = Arc::try_unwrap(self.source).map_err(|source| {
-            IntoStdError::new(
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the socket is still shared (a compat adapter, or a write it left running)",
-                ),
-                Stream {
-                    source,
-                    family: PhantomData,
-                },
-            )
-        })?;
-        crate::unregister(source)
-            .map_err(|(e, source)| IntoStdError::new(e, Self::from_source(source)))
+        crate::unregister_shared(self.source).map_err(|(e, source)| {
+            let stream = Stream {
+                source,
+                family: PhantomData,
+            };
+            IntoStdError::new(e, stream)
+        })
     }
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` means the peer closed.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use runtime_core::{ops, Source};
@@ -305,7 +305,7 @@ impl<S: Source> Listener<S, Inet> {
     /// Takes a listener bound elsewhere (by `std`, systemd's socket activation, another
     /// library) and registers it with the calling reactor.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
-        Self::from_fd(listener.into())
+        Self::from_fd(crate::in_backend_mode::<S>(listener.into())?)
     }
 
     /// Unregisters the listener and hands it back to `std`, in blocking mode.
@@ -330,7 +330,7 @@ impl<S: Source> Stream<S, Inet> {
 
     /// Takes a connected stream made elsewhere and registers it with the calling reactor.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
-        Self::from_fd(OwnedFd::from(stream))
+        Self::from_fd(crate::in_backend_mode::<S>(stream.into())?)
     }
 
     /// Unregisters the stream and hands it to `std`, in blocking mode. Refused while the

@@ -50,7 +50,7 @@ impl<S: Source> Datagram<S, Inet> {
 
     /// Takes a UDP socket bound elsewhere and registers it with the calling reactor.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
-        Self::from_fd(socket.into())
+        Self::from_fd(crate::in_backend_mode::<S>(socket.into())?)
     }
 
     /// Unregisters the socket and hands it to `std`, in blocking mode.

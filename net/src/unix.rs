@@ -108,7 +108,7 @@ impl<S: Source> Listener<S, Unix> {
 
     /// Takes a listener bound elsewhere and registers it with the calling reactor.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
-        Self::from_fd(listener.into())
+        Self::from_fd(crate::in_backend_mode::<S>(listener.into())?)
     }
 
     /// Unregisters the listener and hands it to `std`, in blocking mode.
@@ -173,7 +173,7 @@ impl<S: Source> Stream<S, Unix> {
 
     /// Takes a connected stream made elsewhere and registers it with the calling reactor.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<Self> {
-        Self::from_fd(stream.into())
+        Self::from_fd(crate::in_backend_mode::<S>(stream.into())?)
     }
 
     /// Unregisters the stream and hands it to `std`, in blocking mode; refused as
@@ -250,7 +250,7 @@ impl<S: Source> Datagram<S, Unix> {
 
     /// Takes a Unix datagram socket made elsewhere and registers it with the calling reactor.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<Self> {
-        Self::from_fd(socket.into())
+        Self::from_fd(crate::in_backend_mode::<S>(socket.into())?)
     }
 
     /// Unregisters the socket and hands it to `std`, in blocking mode.
