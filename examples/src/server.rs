@@ -164,22 +164,23 @@ where
     let stop = stop_signal()?;
     let server = runtime::Server::bind(args.addr).await?;
     let handler = handler(args.handling, server.draining());
-    server.serve(move |stream| {
-        let conn = handler(stream);
-        async move {
-            if let Err(e) = conn.await {
-                if !matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                ) {
-                    eprintln!("connection error: {e}");
-                }
-            }
-        }
-    })?;
+    server.serve(move |stream| report_connection(handler(stream)))?;
     announce(server.local_addr())?;
     stop.await;
     shut_down(server, args.stats).await
+}
+
+/// Runs a connection's handler and reports its error on stderr, unless the peer just went away
+/// (a reset, a broken pipe).
+pub async fn report_connection(conn: impl Future<Output = io::Result<()>>) {
+    if let Err(e) = conn.await {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ) {
+            eprintln!("connection error: {e}");
+        }
+    }
 }
 
 /// Prints the startup line (`listening on <ip:port> (backend: <uring|epoll>)`) on stdout, and

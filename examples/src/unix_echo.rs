@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use runtime::net::{UnixListener, UnixStream};
 
 use crate::echo::echo_stream;
-use crate::server::{announce_at, print_stats, stop_signal, ServerArgs, USAGE};
+use crate::server::{announce_at, print_stats, report_connection, stop_signal, ServerArgs, USAGE};
 use crate::Handling;
 
 /// The flags: the common ones, with `--path PATH` instead of `--addr`.
@@ -74,26 +74,20 @@ async fn accept(listener: UnixListener, reactors: usize, handling: Handling) {
         };
         let reactor = n % reactors;
         if reactor == 0 {
-            drop(runtime::spawn(report(echo_stream(stream, handling))));
+            drop(runtime::spawn(report_connection(echo_stream(
+                stream, handling,
+            ))));
             continue;
         }
         // Not read yet, so every backend hands it over; it registers with its new reactor.
         match stream.into_std() {
             Ok(std) => drop(runtime::spawn_on(reactor, async move {
-                report(async move { echo_stream(UnixStream::from_std(std)?, handling).await }).await
+                report_connection(
+                    async move { echo_stream(UnixStream::from_std(std)?, handling).await },
+                )
+                .await
             })),
             Err(e) => eprintln!("hand-over to reactor {reactor}: {e}"),
-        }
-    }
-}
-
-async fn report(echo: impl std::future::Future<Output = io::Result<()>>) {
-    if let Err(e) = echo.await {
-        if !matches!(
-            e.kind(),
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-        ) {
-            eprintln!("connection error: {e}");
         }
     }
 }
