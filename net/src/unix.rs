@@ -74,13 +74,7 @@ fn received_fds(got: ops::Received, room: usize) -> io::Result<ReceivedFds> {
         ));
     }
     if got.truncated {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "a message of {} bytes did not fit the buffer's {room}",
-                got.len
-            ),
-        ));
+        return Err(crate::datagram::truncated(got.len, room));
     }
     Ok(ReceivedFds {
         len: got.len,
