@@ -10,6 +10,8 @@ use std::time::Duration;
 #[doc(hidden)]
 #[derive(Debug)]
 pub enum Target {
+    /// One numeric address (no allocation: a `send_to` per datagram makes one).
+    One(SocketAddr),
     /// Numeric addresses.
     Ready(Vec<SocketAddr>),
     /// A name and port to look up.
@@ -36,28 +38,28 @@ macro_rules! ready {
         impl ToSocketAddrs for $ty {
             fn to_target(&self) -> Target {
                 let $v = self;
-                Target::Ready($e)
+                $e
             }
         }
     )+};
 }
 
 ready! {
-    SocketAddr => |a| vec![*a];
-    SocketAddrV4 => |a| vec![SocketAddr::V4(*a)];
-    SocketAddrV6 => |a| vec![SocketAddr::V6(*a)];
-    (IpAddr, u16) => |a| vec![SocketAddr::new(a.0, a.1)];
-    (Ipv4Addr, u16) => |a| vec![SocketAddr::new(a.0.into(), a.1)];
-    (Ipv6Addr, u16) => |a| vec![SocketAddr::new(a.0.into(), a.1)];
-    [SocketAddr] => |a| a.to_vec();
-    Vec<SocketAddr> => |a| a.clone();
+    SocketAddr => |a| Target::One(*a);
+    SocketAddrV4 => |a| Target::One(SocketAddr::V4(*a));
+    SocketAddrV6 => |a| Target::One(SocketAddr::V6(*a));
+    (IpAddr, u16) => |a| Target::One(SocketAddr::new(a.0, a.1));
+    (Ipv4Addr, u16) => |a| Target::One(SocketAddr::new(a.0.into(), a.1));
+    (Ipv6Addr, u16) => |a| Target::One(SocketAddr::new(a.0.into(), a.1));
+    [SocketAddr] => |a| Target::Ready(a.to_vec());
+    Vec<SocketAddr> => |a| Target::Ready(a.clone());
 }
 
 impl sealed::Sealed for str {}
 impl ToSocketAddrs for str {
     fn to_target(&self) -> Target {
         match self.parse() {
-            Ok(addr) => Target::Ready(vec![addr]),
+            Ok(addr) => Target::One(addr),
             Err(_) => Target::LookupStr(self.to_owned()),
         }
     }
@@ -74,7 +76,7 @@ impl sealed::Sealed for (&str, u16) {}
 impl ToSocketAddrs for (&str, u16) {
     fn to_target(&self) -> Target {
         match self.0.parse::<IpAddr>() {
-            Ok(ip) => Target::Ready(vec![SocketAddr::new(ip, self.1)]),
+            Ok(ip) => Target::One(SocketAddr::new(ip, self.1)),
             Err(_) => Target::Lookup(self.0.to_owned(), self.1),
         }
     }
@@ -114,11 +116,23 @@ pub async fn lookup_host(
 }
 
 pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
-    let target = addr.to_target();
-    let name = match &target {
-        Target::Ready(addrs) => return Ok(addrs.clone()),
-        Target::Lookup(host, port) => format!("{host}:{port}"),
-        Target::LookupStr(s) => s.clone(),
+    lookup(addr.to_target()).await
+}
+
+/// The first address `addr` resolves to; a numeric one costs no allocation.
+pub(crate) async fn resolve_first(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<SocketAddr> {
+    match addr.to_target() {
+        Target::One(addr) => Ok(addr),
+        target => Ok(lookup(target).await?[0]),
+    }
+}
+
+async fn lookup(target: Target) -> io::Result<Vec<SocketAddr>> {
+    let name = match target {
+        Target::One(addr) => return Ok(vec![addr]),
+        Target::Ready(addrs) => return Ok(addrs),
+        Target::Lookup(ref host, port) => format!("{host}:{port}"),
+        Target::LookupStr(ref s) => s.clone(),
     };
     let lookup = runtime_core::spawn_blocking(move || {
         let delay = LOOKUP_DELAY_US.load(Ordering::Relaxed);
@@ -128,7 +142,7 @@ pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<
         let addrs = match target {
             Target::Lookup(host, port) => std::net::ToSocketAddrs::to_socket_addrs(&(&*host, port)),
             Target::LookupStr(s) => std::net::ToSocketAddrs::to_socket_addrs(&s),
-            Target::Ready(_) => unreachable!("returned above"),
+            Target::One(_) | Target::Ready(_) => unreachable!("returned above"),
         };
         addrs.map(Iterator::collect::<Vec<_>>)
     });

@@ -257,6 +257,7 @@ fn set_keepalive_params(
 /// A numeric address, or a clear refusal of a name (a lookup would block the reactor).
 fn numeric(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
     match addr.to_target() {
+        crate::lookup::Target::One(addr) => Ok(vec![addr]),
         crate::lookup::Target::Ready(addrs) if !addrs.is_empty() => Ok(addrs),
         crate::lookup::Target::Ready(_) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

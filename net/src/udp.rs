@@ -8,7 +8,7 @@ use socket2::{Domain, Protocol, SockAddr, Type};
 
 use crate::datagram::Datagram;
 use crate::family::Inet;
-use crate::lookup::{each_addr, resolve, ToSocketAddrs};
+use crate::lookup::{each_addr, resolve_first, ToSocketAddrs};
 use crate::tcp::new_socket;
 use crate::IntoStdError;
 
@@ -42,8 +42,8 @@ impl<S: Source> Datagram<S, Inet> {
         buf: B,
         target: impl ToSocketAddrs,
     ) -> BufResult<usize, B> {
-        match resolve(&target).await {
-            Ok(addrs) => self.send_to_sock(buf, &SockAddr::from(addrs[0])).await,
+        match resolve_first(&target).await {
+            Ok(addr) => self.send_to_sock(buf, &SockAddr::from(addr)).await,
             Err(e) => BufResult(Err(e), buf),
         }
     }
