@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::Mutex;
-use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
+use runtime_core::{Driver, EnterGuard, Parked, ReactorHandle, Unpark};
 use slab::Slab;
 
 use crate::readiness::ScheduledIo;
@@ -123,13 +123,13 @@ impl Driver for EpollDriver {
         "epoll"
     }
 
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked> {
         if let Some(m) = self.shared.metrics() {
             m.driver_waits.add_local(1);
         }
         self.poll.poll(&mut self.events, timeout)?;
         if self.events.is_empty() {
-            return Ok(());
+            return Ok(Parked::Waited);
         }
         // Waiters are collected under the lock and woken after it: a woken task may be dropped
         // right there (a pool task whose last waker this was), and its sockets' drops take the
@@ -154,7 +154,7 @@ impl Driver for EpollDriver {
             waker.wake();
         }
         self.woken = woken;
-        Ok(())
+        Ok(Parked::Waited)
     }
 
     fn unparker(&self) -> Arc<dyn Unpark> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
+use runtime_core::{Driver, EnterGuard, Parked, ReactorHandle, Unpark};
 
 use crate::provided::BufferRings;
 use crate::ring::{set_current, with_current, Ring};
@@ -65,24 +65,25 @@ impl RingDriver {
         let min_wait = match budget {
             Some(b) if config.kernel_min_wait && built.ring.params().is_feature_min_timeout() => {
                 description += &format!("; latency budget {b:?} as the kernel's min_wait");
-                Some(b)
+                true
             }
             Some(b) if config.kernel_min_wait => {
                 description += &format!(
                     "; latency budget {b:?} by the reactor's nap (the kernel lacks \
                      IORING_FEAT_MIN_TIMEOUT, 6.12+)"
                 );
-                None
+                false
             }
             Some(b) => {
                 description += &format!("; latency budget {b:?} by the reactor's nap");
-                None
+                false
             }
-            None => None,
+            None => false,
         };
         let ring = Ring::new(
             built.ring,
             built.taskrun_flag,
+            budget,
             min_wait,
             eventfd.as_raw_fd(),
             shared.clone(),
@@ -117,7 +118,7 @@ impl Driver for RingDriver {
         "uring"
     }
 
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked> {
         self.ring.turn(timeout)
     }
 

@@ -12,7 +12,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
-use runtime_core::{Metrics, BATCH};
+use runtime_core::{Metrics, Parked, BATCH};
 
 /// The overall timeout of a wait under `min_wait` when no timer is due: long, so that an idle
 /// reactor still sleeps (the wait simply starts again when it passes).
@@ -44,6 +44,10 @@ pub(crate) struct Ring {
     /// The latency budget as the kernel's `min_wait` (`IORING_FEAT_MIN_TIMEOUT`): a blocking
     /// wait that got a completion waits this long for [`BATCH`] before returning.
     min_wait_usec: Option<u32>,
+    /// A latency budget is on (as `min_wait` or the reactor's nap): a park with SQEs to submit
+    /// submits them first without waiting, and does not wait if they completed meanwhile, so
+    /// the budget never holds back the tasks a finished send woke.
+    submit_before_waiting: bool,
     ops: RefCell<OpTable>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
@@ -98,17 +102,21 @@ impl Ring {
     pub(crate) fn new(
         ring: IoUring,
         taskrun_flag: bool,
-        min_wait: Option<Duration>,
+        budget: Option<Duration>,
+        min_wait: bool,
         eventfd: RawFd,
         shared: Arc<RingShared>,
     ) -> Rc<Self> {
         let sqpoll = ring.params().is_setup_sqpoll();
-        let min_wait_usec = min_wait.map(|d| d.as_micros().clamp(1, u32::MAX as u128) as u32);
+        let min_wait_usec = budget
+            .filter(|_| min_wait)
+            .map(|d| d.as_micros().clamp(1, u32::MAX as u128) as u32);
         let ring = Rc::new(Ring {
             shared,
             ring,
             sqpoll,
             min_wait_usec,
+            submit_before_waiting: budget.is_some(),
             ops: RefCell::new(OpTable::default()),
             taskrun_flag,
             eventfd,
@@ -456,8 +464,10 @@ impl Ring {
         }
     }
 
-    /// One turn: handles handoffs, submits, waits at most `timeout`, reaps.
-    pub(crate) fn turn(&self, mut timeout: Option<Duration>) -> io::Result<()> {
+    /// One turn: handles handoffs, submits, waits at most `timeout`, reaps. Under a latency
+    /// budget, SQEs are submitted before the wait, and a submission that completed something
+    /// (a send finished inside it) ends the turn without waiting: [`Parked::Ready`].
+    pub(crate) fn turn(&self, mut timeout: Option<Duration>) -> io::Result<Parked> {
         self.run_handoffs();
         // A backlog means the kernel refused SQEs until its completions are reaped: reap, and
         // then do not wait, as tasks were woken.
@@ -466,9 +476,23 @@ impl Ring {
             self.reap(true);
             timeout = Some(Duration::ZERO);
         }
+        if self.submit_before_waiting && timeout != Some(Duration::ZERO) && self.sq_state().0 > 0 {
+            self.enter(Some(Duration::ZERO))?;
+            if self.completions_waiting() {
+                self.reap(true);
+                return Ok(Parked::Ready);
+            }
+        }
         self.enter(timeout)?;
         self.reap(true);
-        Ok(())
+        Ok(Parked::Waited)
+    }
+
+    /// Whether the CQ holds completions not reaped yet.
+    fn completions_waiting(&self) -> bool {
+        // SAFETY: only the reactor thread touches the CQ (the `ring` invariant); this reads its
+        // head and tail only.
+        !unsafe { self.ring.completion_shared() }.is_empty()
     }
 
     /// Whether the kernel may still hold anything of this ring's.

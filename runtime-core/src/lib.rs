@@ -26,7 +26,7 @@ mod timer;
 pub mod waiters;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
-pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};
+pub use driver::{not_on_a_reactor, Driver, EnterGuard, Parked, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
 pub use lent::Lent;
 pub use metrics::{Metrics, MetricsSnapshot};

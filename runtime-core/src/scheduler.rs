@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use slab::Slab;
 
-use crate::driver::{Driver, Unpark};
+use crate::driver::{Driver, Parked, Unpark};
 use crate::join::{JoinHandle, JoinState};
 use crate::metrics::Metrics;
 use crate::notify::Notify;
@@ -583,7 +583,8 @@ fn nap<D: Driver>(
 }
 
 /// Waits in the driver at most `timeout`, announcing the wait to other threads (the parking
-/// protocol) unless it is a poll that does not block. Returns whether it blocked.
+/// protocol) unless it is a poll that does not block. Returns whether it blocked: a park that
+/// could block but found the work it submitted already completed ([`Parked::Ready`]) did not.
 fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -> io::Result<bool> {
     let blocking = timeout != Some(Duration::ZERO) && shared.park.begin_park();
     if blocking {
@@ -599,6 +600,7 @@ fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -
     }
     match res {
         Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+        Ok(Parked::Ready) => Ok(false),
         _ => Ok(blocking),
     }
 }

@@ -213,9 +213,9 @@ impl Builder {
     /// `IORING_FEAT_MIN_TIMEOUT`, Linux 6.12+); on epoll, and on older kernels, the reactor
     /// naps and then collects what came. `running_backend()` says which.
     ///
-    /// Known problem: in the benchmark, a UDP echo server on io_uring with a 50 µs budget
-    /// served a sixth of the offered rate (see `docs/benchmarks.md`); TCP and epoll are not
-    /// affected. Do not use a budget for UDP on io_uring until that is understood.
+    /// A park whose own submission completed something (a send the kernel finished at once)
+    /// does not wait at all: the task that send woke is runnable work. So a task that awaits
+    /// one send after another (a UDP echo loop) is not held back by the budget at each step.
     pub fn latency_budget(mut self, budget: Duration) -> Self {
         self.config.latency_budget = Some(budget);
         self
