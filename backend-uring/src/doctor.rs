@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, IoUring, Probe};
 
+use crate::enter::EnterFd;
 use crate::provided::BufferRings;
 use crate::setup::{self, RingConfig};
 use crate::sqe::REQUIRED_OPCODES;
@@ -92,6 +94,7 @@ pub fn doctor() -> UringReport {
     features(&mut report, &built.ring);
     opcodes(&mut report, &built.ring);
     buffer_rings(&mut report, &built.ring);
+    registered_ring_fd(&mut report, &built.ring);
     report
 }
 
@@ -144,7 +147,7 @@ fn setup_flags(report: &mut UringReport) {
             |b| {
                 b.setup_no_sqarray();
             },
-            "one indirection less per SQE (6.6+); not used by the driver yet",
+            "one indirection less per SQE (6.6+); used where accepted",
         ),
         (
             "SQPOLL",
@@ -233,6 +236,17 @@ fn opcodes(report: &mut UringReport, ring: &IoUring) {
         let state = if ok { "present" } else { "missing" };
         report.add("opcode", ok, format!("{name}: {state}; {what}"));
     }
+}
+
+fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
+    let (enter, why) = EnterFd::new(ring.as_raw_fd(), true);
+    let ok = enter.registered().is_some();
+    let why = why.unwrap_or_default();
+    let detail = match ok {
+        true => format!("{why}: io_uring_enter skips the fd lookup (5.18+)"),
+        false => format!("{why}: io_uring_enter names the ring by its fd"),
+    };
+    report.add("ring fd", ok, detail);
 }
 
 fn buffer_rings(report: &mut UringReport, ring: &IoUring) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use runtime_core::{Driver, EnterGuard, Parked, ReactorHandle, Unpark};
 
+use crate::enter::EnterFd;
 use crate::provided::BufferRings;
 use crate::ring::{set_current, with_current, Ring};
 use crate::setup::{self, RingConfig, RingWake};
@@ -80,11 +81,17 @@ impl RingDriver {
             }
             None => false,
         };
+        let (enter_fd, registration) =
+            EnterFd::new(built.ring.as_raw_fd(), config.registered_ring_fd);
+        if let Some(registration) = registration {
+            description += &format!("; {registration}");
+        }
         let ring = Ring::new(
             built.ring,
             built.taskrun_flag,
             budget,
             min_wait,
+            enter_fd,
             eventfd.as_raw_fd(),
             shared.clone(),
         );

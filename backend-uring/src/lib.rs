@@ -9,6 +9,7 @@
 mod direct;
 mod doctor;
 mod driver;
+mod enter;
 mod framing;
 mod handoff;
 mod lifecycle;

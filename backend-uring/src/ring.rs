@@ -18,6 +18,7 @@ use runtime_core::{Metrics, Parked, BATCH};
 /// reactor still sleeps (the wait simply starts again when it passes).
 const NO_TIMER_WAIT: Duration = Duration::from_secs(3600);
 
+use crate::enter::EnterFd;
 use crate::handoff::{Handoff, HandoffOp};
 use crate::lifecycle::Deferred;
 use crate::multishot;
@@ -36,6 +37,9 @@ pub(crate) static DRAIN_TIMEOUTS: std::sync::atomic::AtomicUsize =
 /// The reactor-thread state of one ring.
 pub(crate) struct Ring {
     pub(crate) shared: Arc<RingShared>,
+    /// How `io_uring_enter` names the ring (declared before `ring`: its drop unregisters the
+    /// index while the ring's fd is still open).
+    enter_fd: EnterFd,
     /// # Invariant
     /// The SQ and CQ are touched only by the reactor thread, except in `SqPoll` mode, where
     /// every SQ access (the reactor's too) holds `shared.sq`'s lock.
@@ -104,6 +108,7 @@ impl Ring {
         taskrun_flag: bool,
         budget: Option<Duration>,
         min_wait: bool,
+        enter_fd: EnterFd,
         eventfd: RawFd,
         shared: Arc<RingShared>,
     ) -> Rc<Self> {
@@ -113,6 +118,7 @@ impl Ring {
             .map(|d| d.as_micros().clamp(1, u32::MAX as u128) as u32);
         let ring = Rc::new(Ring {
             shared,
+            enter_fd,
             ring,
             sqpoll,
             min_wait_usec,
@@ -411,7 +417,7 @@ impl Ring {
         }
         // An awake SQ thread submits by itself.
         let nothing_to_submit = to_submit == 0 || (self.sqpoll && !sq_asleep);
-        let submitter = self.ring.submitter();
+        let submitter = &self.enter_fd;
         let res = match timeout {
             Some(t) if t.is_zero() => {
                 if nothing_to_submit && !flagged {

@@ -24,6 +24,10 @@ pub struct RingConfig {
     /// Use the kernel's `min_wait` for the budget where it has it; off, the reactor's nap is
     /// used everywhere (to test the older kernels' path).
     pub kernel_min_wait: bool,
+    /// Enter the ring by its registered index (5.18+) rather than its fd.
+    pub registered_ring_fd: bool,
+    /// Set the ring up without the SQ index array (`NO_SQARRAY`, 6.6+) where the kernel takes it.
+    pub no_sqarray: bool,
 }
 
 impl Default for RingConfig {
@@ -34,6 +38,8 @@ impl Default for RingConfig {
             multishot_receive: true,
             latency_budget: None,
             kernel_min_wait: true,
+            registered_ring_fd: true,
+            no_sqarray: true,
         }
     }
 }
@@ -86,7 +92,7 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
             taskrun_flag: false,
         });
     }
-    let built = build_with(entries, &ATTEMPTS)?;
+    let built = build_with(entries, &ATTEMPTS, config.no_sqarray)?;
     check_features(&built.ring)?;
     if config.wake == RingWake::MsgRing {
         check_opcodes(
@@ -129,15 +135,27 @@ const ATTEMPTS: [Attempt; 3] = [
     },
 ];
 
-/// Tries `attempts` in order; the description names the flags used and those refused.
-fn build_with(entries: u32, attempts: &[Attempt]) -> io::Result<BuiltRing> {
+/// Tries `attempts` in order, each first with `NO_SQARRAY` if `no_sqarray`; the description
+/// names the flags used and those refused.
+fn build_with(entries: u32, attempts: &[Attempt], no_sqarray: bool) -> io::Result<BuiltRing> {
     let mut refusals = Vec::new();
-    for attempt in attempts {
+    let tries = attempts.iter().flat_map(|attempt| {
+        let with = no_sqarray.then_some((attempt, true));
+        with.into_iter().chain([(attempt, false)])
+    });
+    for (attempt, no_sqarray) in tries {
         let mut builder = IoUring::builder();
         (attempt.apply)(&mut builder);
+        if no_sqarray {
+            builder.setup_no_sqarray();
+        }
+        let flags = match no_sqarray {
+            true => format!("{}|NO_SQARRAY", attempt.flags),
+            false => attempt.flags.to_string(),
+        };
         match builder.build(entries) {
             Ok(ring) => {
-                let mut description = format!("ring with {}", attempt.flags);
+                let mut description = format!("ring with {flags}");
                 if !refusals.is_empty() {
                     description += &format!(" (kernel refused {})", refusals.join(", "));
                 }
@@ -148,7 +166,7 @@ fn build_with(entries: u32, attempts: &[Attempt]) -> io::Result<BuiltRing> {
                 });
             }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                refusals.push(format!("{}: {e}", attempt.flags));
+                refusals.push(format!("{flags}: {e}"));
             }
             Err(e) => return Err(refused(e)),
         }
@@ -241,7 +259,7 @@ mod tests {
                 taskrun_flag: false,
             },
         ];
-        let built = match build_with(8, &attempts) {
+        let built = match build_with(8, &attempts, false) {
             Ok(b) => b,
             Err(e) => return eprintln!("skipped: io_uring unavailable: {e}"),
         };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use runtime_core::RuntimeConfig;
 
+use crate::fast_paths::SwitchedOff;
 use crate::wake::{parse_duration, WakeStrategy};
 
 use crate::select::{self, DriverOptions};
@@ -149,8 +150,7 @@ pub struct Builder {
     config: RuntimeConfig,
     wake: WakeStrategy,
     ring_entries: Option<u32>,
-    one_shot_receive: bool,
-    no_kernel_min_wait: bool,
+    off: SwitchedOff,
 }
 
 impl Builder {
@@ -199,7 +199,22 @@ impl Builder {
     /// ring's provided buffers (the default, where the kernel has them: 5.19 and later) or are
     /// each a one-shot receive into the caller's buffer (`false`).
     pub fn multishot_receive(mut self, on: bool) -> Self {
-        self.one_shot_receive = !on;
+        self.off.multishot_receive = !on;
+        self
+    }
+
+    /// io_uring: whether the reactor enters its ring by the index it registered it under
+    /// (the default, where the kernel takes it: 5.18 and later), sparing the kernel an fd
+    /// lookup per `io_uring_enter`, or by its fd.
+    pub fn registered_ring_fd(mut self, on: bool) -> Self {
+        self.off.registered_ring_fd = !on;
+        self
+    }
+
+    /// io_uring: whether the ring is set up without the SQ index array (`NO_SQARRAY`, the
+    /// default where the kernel takes it: 6.6 and later).
+    pub fn no_sqarray(mut self, on: bool) -> Self {
+        self.off.no_sqarray = !on;
         self
     }
 
@@ -225,7 +240,7 @@ impl Builder {
     /// default); off, the reactor's nap is used, as on kernels before 6.12.
     #[doc(hidden)]
     pub fn kernel_min_wait(mut self, on: bool) -> Self {
-        self.no_kernel_min_wait = !on;
+        self.off.min_wait = !on;
         self
     }
 
@@ -257,20 +272,29 @@ impl Builder {
         Ok((self.backend, who.to_string()))
     }
 
-    fn driver_options(&self) -> DriverOptions {
-        DriverOptions {
+    /// What the drivers are made with; [`URING_OFF_ENV`](crate::URING_OFF_ENV) may switch more
+    /// fast paths off.
+    fn driver_options(&self) -> io::Result<DriverOptions> {
+        let off = self.off.with_env()?;
+        Ok(DriverOptions {
             wake: self.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
-            multishot_receive: !self.one_shot_receive,
+            multishot_receive: !off.multishot_receive,
             latency_budget: self.config.latency_budget,
-            kernel_min_wait: !self.no_kernel_min_wait,
-        }
+            kernel_min_wait: !off.min_wait,
+            registered_ring_fd: !off.registered_ring_fd,
+            no_sqarray: !off.no_sqarray,
+        })
     }
 
-    /// The backend [`build`](Builder::build) would run, and why, without building a runtime.
-    pub(crate) fn resolve_backend(&self) -> io::Result<(BackendKind, String)> {
+    /// The backend [`build`](Builder::build) would run, and why (with how its driver is set
+    /// up: which io_uring fast paths it takes), from a driver made and dropped on the calling
+    /// thread.
+    pub(crate) fn resolve_backend(&self) -> io::Result<BackendInfo> {
         let (requested, why) = self.requested()?;
-        select::resolve(requested, &why, self.driver_options())
+        let options = self.driver_options()?;
+        let (kind, why) = select::resolve(requested, &why, options)?;
+        select::create(kind, &why, options).map(|(_, info)| info)
     }
 
     /// Decides the backend (trying io_uring for `Auto`) and returns the runtime to run.
@@ -291,7 +315,7 @@ impl Builder {
             self.config.max_park = Some(max);
         }
         self.config.wake = self.wake.notify();
-        let options = self.driver_options();
+        let options = self.driver_options()?;
         let (backend, why) = select::resolve(backend, &why, options)?;
         Ok(Runtime {
             backend,

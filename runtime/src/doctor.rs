@@ -20,7 +20,7 @@ pub struct Doctor {
 /// runtime would choose and why. Each missing piece is explained in one line.
 pub fn doctor() -> Doctor {
     let choice = match Builder::new().resolve_backend() {
-        Ok((kind, why)) => format!("a default runtime runs on {kind} ({why})"),
+        Ok(info) => format!("a default runtime runs on {info}"),
         Err(e) => format!("a default runtime cannot start: {e}"),
     };
     Doctor {

@@ -41,6 +41,8 @@ pub(crate) struct DriverOptions {
     pub(crate) multishot_receive: bool,
     pub(crate) latency_budget: Option<std::time::Duration>,
     pub(crate) kernel_min_wait: bool,
+    pub(crate) registered_ring_fd: bool,
+    pub(crate) no_sqarray: bool,
 }
 
 #[cfg(feature = "uring")]
@@ -51,6 +53,8 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         multishot_receive: options.multishot_receive,
         latency_budget: options.latency_budget,
         kernel_min_wait: options.kernel_min_wait,
+        registered_ring_fd: options.registered_ring_fd,
+        no_sqarray: options.no_sqarray,
     };
     backend_uring::RingDriver::new(&config)
 }

@@ -1,0 +1,102 @@
+//! The io_uring fast paths, switched off one at a time as a kernel without them would have them
+//! off, and all on: every setup serves TCP and UDP round trips and says in its reason what it
+//! runs with. A ring's registered fd is given back when the runtime ends.
+
+mod common;
+
+use std::time::Duration;
+
+use runtime::net::UdpSocket;
+use runtime::{Backend, BufResult, Builder};
+
+/// A TCP and a UDP round trip, within 10 s.
+async fn round_trips() {
+    runtime::time::timeout(Duration::from_secs(10), async {
+        let (client, server) = common::pair().await;
+        let echo = runtime::spawn(common::echo(server));
+        let BufResult(res, _) = client.write_all(b"ping".to_vec()).await;
+        res.expect("write");
+        let BufResult(res, buf) = client.read(vec![0u8; 4]).await;
+        assert_eq!(&buf[..res.expect("read")], b"ping");
+        drop(client);
+        echo.await.expect("echo task");
+
+        let a = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let b = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let to = b.local_addr().expect("addr");
+        let BufResult(res, _) = a.send_to(b"datagram".to_vec(), to).await;
+        res.expect("send_to");
+        let BufResult(res, buf) = b.recv_from(Vec::with_capacity(64)).await;
+        let (n, from) = res.expect("recv_from");
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"datagram"[..], a.local_addr().unwrap())
+        );
+    })
+    .await
+    .expect("round trips within 10 s");
+}
+
+/// The reason the runtime `builder` makes gives, after serving round trips on it.
+fn reason(builder: Builder) -> String {
+    builder.reactors(1).pool_threads(1).block_on(async {
+        common::assert_backend(Backend::Uring);
+        round_trips().await;
+        runtime::running_backend()
+            .expect("backend")
+            .reason()
+            .to_string()
+    })
+}
+
+fn uring() -> Option<Builder> {
+    match common::backends().contains(&Backend::Uring) {
+        true => Some(Builder::new().backend(Backend::Uring)),
+        false => None,
+    }
+}
+
+#[test]
+fn each_fast_path_switched_off_still_serves_and_says_so() {
+    let Some(uring) = uring() else { return };
+    let all = reason(uring.clone());
+    eprintln!("all on: {all}");
+    // Where the kernel refuses one, the reason says so too: it names the path either way.
+    assert!(all.contains("NO_SQARRAY"), "{all}");
+    assert!(all.contains("ring fd"), "{all}");
+
+    let no_sqarray = reason(uring.clone().no_sqarray(false));
+    assert!(!no_sqarray.contains("NO_SQARRAY"), "{no_sqarray}");
+    assert!(no_sqarray.contains("ring fd"), "{no_sqarray}");
+
+    let by_fd = reason(uring.clone().registered_ring_fd(false));
+    assert!(!by_fd.contains("ring fd"), "{by_fd}");
+    assert!(by_fd.contains("NO_SQARRAY"), "{by_fd}");
+
+    let oldest = reason(
+        uring
+            .no_sqarray(false)
+            .registered_ring_fd(false)
+            .multishot_receive(false),
+    );
+    eprintln!("all off: {oldest}");
+    assert!(
+        !oldest.contains("NO_SQARRAY") && !oldest.contains("ring fd"),
+        "{oldest}"
+    );
+}
+
+/// A thread may register at most 16 rings at once: a runtime that did not unregister its ring
+/// when it ended would leave the seventeenth runtime on the same thread entering by its fd.
+#[test]
+fn a_ended_runtime_gives_its_registered_ring_fd_back() {
+    let Some(uring) = uring() else { return };
+    let first = reason(uring.clone());
+    if !first.contains("registered ring fd") {
+        return eprintln!("skipped: the kernel does not register ring fds: {first}");
+    }
+    for i in 0..24 {
+        let again = reason(uring.clone());
+        assert!(again.contains("registered ring fd"), "runtime {i}: {again}");
+    }
+}
