@@ -1,9 +1,13 @@
 //! The load client, on plain epoll (mio): open loop at a fixed rate over many connections,
-//! closed loop with a pipelining depth, or connection churn (`churn.rs`).
+//! closed loop with a pipelining depth, connection churn (`churn.rs`), or UDP datagrams at a
+//! fixed rate (`datagrams.rs`).
 //!
 //! Each request is sent at its scheduled time whether or not earlier replies have arrived, and
 //! its latency is measured from that scheduled time, so a stalled server cannot hide its stall
 //! by slowing the client down (no coordinated omission).
+
+mod churn;
+mod datagrams;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -125,8 +129,8 @@ fn connect_all(addr: SocketAddr, n: usize, poll: &Poll) -> io::Result<Vec<Conn>>
 /// Runs the load; errors if a connection fails or the server answers wrongly.
 pub fn run_load(cfg: &LoadSpec) -> io::Result<LoadResult> {
     match cfg.mode {
-        Mode::Churn => crate::churn::run_churn(cfg),
-        Mode::Datagrams { rate } => crate::datagrams::run_datagrams(cfg, rate),
+        Mode::Churn => churn::run_churn(cfg),
+        Mode::Datagrams { rate } => datagrams::run_datagrams(cfg, rate),
         Mode::Open { rate } => {
             run_connected(cfg, Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0)
         }

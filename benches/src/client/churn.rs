@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::load::{LoadResult, LoadSpec};
+use crate::client::{LoadResult, LoadSpec};
 
 /// One slot's connection in progress.
 struct Attempt {

@@ -1,5 +1,9 @@
 //! Measurements, medians, paired ratios, and the tables printed and written from them.
 
+pub mod ablation;
+pub mod svg;
+pub mod writer;
+
 use std::time::Duration;
 
 /// Our servers' counters over one measured window.

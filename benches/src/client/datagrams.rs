@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::load::{LoadResult, LoadSpec};
+use crate::client::{LoadResult, LoadSpec};
 
 struct Client {
     socket: UdpSocket,

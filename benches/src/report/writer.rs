@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::progress::Progress;
+use crate::report::svg::{Chart, Series};
 use crate::report::{markdown_table, median, ratio_cell, WorkloadResult};
-use crate::svg::{Chart, Series};
 use crate::wake_latency::{cases, start};
 
 const BEGIN: &str = "<!-- compare: generated results begin -->";
