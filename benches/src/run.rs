@@ -8,7 +8,9 @@ use std::time::Duration;
 use crate::client::{run_load, LoadSpec, Mode};
 use crate::cpu::{self, process_cpu_time};
 use crate::progress::Progress;
-use crate::report::{ablation, text_table, writer, Counters, Sample, ServerResult, WorkloadResult};
+use crate::report::{
+    ablation, budget_curve, text_table, writer, Counters, Sample, ServerResult, WorkloadResult,
+};
 use crate::servers::{ServerKind, ServerProcess};
 use crate::syscalls::{self, SyscallCount};
 use crate::wake_latency;
@@ -26,8 +28,9 @@ pub struct Plan {
     pub perf_window: Option<Duration>,
     /// Where the report goes, if anywhere.
     pub write_to: Option<PathBuf>,
-    /// Where the ablation table goes, if anywhere (the full run, or `--only ablation`).
-    pub ablation_to: Option<PathBuf>,
+    /// Where the sections that one kind of partial run owns go (the ablation table, the
+    /// latency-budget curve), if anywhere: each is written when the run measured its workloads.
+    pub sections_to: Option<PathBuf>,
 }
 
 /// A deterministic shuffle (xorshift), different per repeat, so no server always runs first.
@@ -205,10 +208,27 @@ pub fn run(plan: &Plan) -> io::Result<()> {
         writer::write_report(doc, plan.repeats, plan.measure, &results, &latencies)?;
         println!("\nwrote {} and its plots", doc.display());
     }
-    let ablated = results.iter().any(|w| w.name.starts_with(ablation::PREFIX));
-    if let Some(doc) = plan.ablation_to.as_ref().filter(|_| ablated) {
-        ablation::write(doc, plan.repeats, &results)?;
-        println!("\nwrote the ablation table into {}", doc.display());
+    // A section is written only by a run that measured every one of its workloads.
+    let count = |names: &mut dyn Iterator<Item = &String>, prefix: &str| {
+        names.filter(|n| n.starts_with(prefix)).count()
+    };
+    let full = crate::workloads::full_matrix();
+    let measured = |prefix: &str| {
+        let done = count(&mut results.iter().map(|w| &w.name), prefix);
+        done > 0 && done == count(&mut full.iter().map(|w| &w.name), prefix)
+    };
+    if let Some(doc) = &plan.sections_to {
+        if measured(ablation::PREFIX) {
+            ablation::write(doc, plan.repeats, &results)?;
+            println!("\nwrote the ablation table into {}", doc.display());
+        }
+        if measured(budget_curve::PREFIX) {
+            budget_curve::write(doc, plan.repeats, &results)?;
+            println!(
+                "\nwrote the latency-budget curve and its plots into {}",
+                doc.display()
+            );
+        }
     }
     Ok(())
 }

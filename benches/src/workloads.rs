@@ -6,6 +6,7 @@ use std::time::Duration;
 use runtime::Backend;
 
 use crate::client::Mode;
+use crate::report::budget_curve::{self, BUDGETS_US};
 use crate::servers::{Protocol, ServerKind};
 
 /// One workload of the matrix.
@@ -130,14 +131,14 @@ pub fn udp(size: usize, sockets: usize, rate: u64) -> Workload {
     }
 }
 
-/// The latency budgets of the curve, in microseconds (0: none).
-const BUDGETS_US: [u32; 5] = [0, 25, 50, 100, 200];
-
 /// Echo at `rate` on both backends with each latency budget, and the raw epoll loop (the floor
 /// the budget is measured against).
 pub fn budget_curve(rate: u64) -> Workload {
     let mut w = echo(64, 100, Mode::Open { rate });
-    w.name = format!("latency budget: echo 64 B, 100 conns, open loop {rate}/s");
+    w.name = format!(
+        "{}echo 64 B, 100 conns, open loop {rate}/s",
+        budget_curve::PREFIX
+    );
     w.servers = [Backend::Uring, Backend::Epoll]
         .into_iter()
         .flat_map(|b| BUDGETS_US.map(|us| ServerKind::ours_budget(b, us)))

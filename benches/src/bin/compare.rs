@@ -36,7 +36,8 @@ const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll
          ours-<backend>~<N>us (a latency budget), ours-uring!<fast path> (switched off: RUNTIME_URING_OFF)
---only ablation: each io_uring fast path off and on, written into docs/benchmarks.md";
+--only ablation: each io_uring fast path off and on; --only \"latency budget\": the budget curve
+         (each written into its own section of docs/benchmarks.md)";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let (mut quick, mut repeats, mut only, mut perf) = (false, None, None, true);
@@ -79,10 +80,9 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
             Some(path) => Some(path.clone()),
             None => (write && !quick && only.is_none()).then(|| docs_dir().join("benchmarks.md")),
         },
-        ablation_to: match write_to {
+        sections_to: match write_to {
             Some(path) => Some(path),
-            None => (write && !quick && matches!(only.as_deref(), None | Some("ablation")))
-                .then(|| docs_dir().join("benchmarks.md")),
+            None => (write && !quick).then(|| docs_dir().join("benchmarks.md")),
         },
     };
     if plan.repeats == 0 || plan.workloads.is_empty() {

@@ -5,13 +5,10 @@
 use std::io;
 use std::path::Path;
 
-use crate::report::{markdown_table, median, ratio_cell, WorkloadResult};
+use crate::report::{markdown_table, median, ratio_cell, replace_section, WorkloadResult};
 
 /// The prefix of the ablation workloads' names.
 pub const PREFIX: &str = "ablation: ";
-
-const BEGIN: &str = "<!-- compare: ablation begin -->";
-const END: &str = "<!-- compare: ablation end -->";
 
 /// What `server` is measured against in an ablation workload, and the row's label: a server
 /// with a fast path switched off (`ours-uring!min-wait`) against the same server with it; any
@@ -68,16 +65,9 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Vec<String>> {
 /// Replaces the ablation section of `doc` (appending it if its markers are missing).
 pub fn write(doc: &Path, repeats: usize, results: &[WorkloadResult]) -> io::Result<()> {
     let mut g = format!(
-        "{BEGIN}\n\n{repeats} repeats; ratios paired per repeat, median (min-max). A CPU ratio \
-         above 1 means the change costs CPU; the fast paths are on by default.\n\n"
+        "{repeats} repeats; ratios paired per repeat, median (min-max). A CPU ratio above 1 \
+         means the change costs CPU; the fast paths are on by default.\n\n"
     );
     g.push_str(&markdown_table(&rows(results), 2));
-    g.push('\n');
-    g.push_str(END);
-    let old = std::fs::read_to_string(doc).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{g}{}", &old[..b], &old[e + END.len()..]),
-        _ => format!("{old}\n{g}\n"),
-    };
-    std::fs::write(doc, new)
+    replace_section(doc, "ablation", &g)
 }

@@ -1,6 +1,7 @@
 //! Measurements, medians, paired ratios, and the tables printed and written from them.
 
 pub mod ablation;
+pub mod budget_curve;
 pub mod svg;
 pub mod writer;
 
@@ -291,4 +292,21 @@ pub fn markdown_table(rows: &[Vec<String>], text_columns: usize) -> String {
         }
     }
     out
+}
+
+/// Replaces the text between `<!-- compare: {name} begin -->` and its end marker in `doc` with
+/// `content` (appending the section if the markers are missing): a generated part of
+/// `docs/benchmarks.md` that one kind of run owns, with hand-written text around it.
+pub fn replace_section(doc: &std::path::Path, name: &str, content: &str) -> std::io::Result<()> {
+    let begin = format!("<!-- compare: {name} begin -->");
+    let end = format!("<!-- compare: {name} end -->");
+    let section = format!("{begin}\n\n{}\n{end}", content.trim_end());
+    let old = std::fs::read_to_string(doc).unwrap_or_default();
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{section}{}", &old[..b], &old[e + end.len()..])
+        }
+        _ => format!("{old}\n{section}\n"),
+    };
+    std::fs::write(doc, new)
 }
