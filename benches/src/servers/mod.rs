@@ -83,24 +83,12 @@ impl ServerKind {
         }
     }
 
-    /// This server with the io_uring fast path `off` switched off.
-    pub const fn without(self, off: &'static str) -> Self {
-        match self {
-            ServerKind::Ours {
-                backend,
-                offload,
-                wake,
-                budget_us,
-                ..
-            } => ServerKind::Ours {
-                backend,
-                offload,
-                wake,
-                budget_us,
-                off: Some(off),
-            },
-            peer => peer,
+    /// This server with the io_uring fast path `path` switched off (peers have none).
+    pub fn without(mut self, path: &'static str) -> Self {
+        if let ServerKind::Ours { off, .. } = &mut self {
+            *off = Some(path);
         }
+        self
     }
 
     /// Ours on `backend` with one pool thread answering, woken by `wake` (default if `None`).
