@@ -356,6 +356,11 @@ mod tests {
         kinds.extend(ServerKind::offload_matrix());
         kinds.push(ServerKind::ours_budget(Backend::Uring, 50));
         kinds.push(ServerKind::ours_budget(Backend::Epoll, 200));
+        kinds.extend(
+            crate::workloads::ablation()
+                .into_iter()
+                .flat_map(|w| w.servers),
+        );
         for kind in kinds {
             assert_eq!(
                 ServerKind::from_name(&kind.name()),
@@ -369,5 +374,12 @@ mod tests {
             "ours-uring~50us"
         );
         assert_eq!(ServerKind::from_name("ours-uring~fastus"), None);
+        assert_eq!(
+            ServerKind::ours_budget(Backend::Uring, 200)
+                .without("min-wait")
+                .name(),
+            "ours-uring~200us!min-wait"
+        );
+        assert_eq!(ServerKind::from_name("ours-uring!turbo"), None);
     }
 }
