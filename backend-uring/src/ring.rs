@@ -76,6 +76,18 @@ pub(crate) struct Ring {
     deferred: RefCell<Vec<Deferred>>,
 }
 
+/// The SQ's state as the kernel and we left it.
+struct SqState {
+    /// SQEs pushed and not submitted.
+    to_submit: u32,
+    /// The kernel flagged deferred task work (`TASKRUN_FLAG`).
+    task_work: bool,
+    /// The CQ overflowed: completions wait in the kernel.
+    overflowed: bool,
+    /// The SQ thread sleeps (`SqPoll` mode) and must be woken to submit.
+    sq_asleep: bool,
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
 }
@@ -386,18 +398,17 @@ impl Ring {
         *self.deferred.borrow_mut() = deferred;
     }
 
-    /// What the SQ holds: its length, whether the kernel flagged work (deferred task work, an
-    /// overflowed CQ) that only an enter with `GETEVENTS` does, and whether an SQ thread sleeps.
-    fn sq_state(&self) -> (u32, bool, bool) {
+    /// What the SQ holds (read only, nothing counted).
+    fn sq_state(&self) -> SqState {
         let _sq_lock = self.sqpoll.then(|| self.shared.sq.lock());
         // SAFETY: reading the SQ's state with the SQ ours (the `ring` invariant).
         let sq = unsafe { self.ring.submission_shared() };
-        let overflowed = sq.cq_overflow();
-        if overflowed {
-            self.with_metrics(|m| m.cq_overflows.add_local(1));
+        SqState {
+            to_submit: sq.len() as u32,
+            task_work: self.taskrun_flag && sq.taskrun(),
+            overflowed: sq.cq_overflow(),
+            sq_asleep: self.sqpoll && sq.need_wakeup(),
         }
-        let flagged = (self.taskrun_flag && sq.taskrun()) || overflowed;
-        (sq.len() as u32, flagged, self.sqpoll && sq.need_wakeup())
     }
 
     /// Whether the latency budget is the kernel's `min_wait`.
@@ -410,7 +421,17 @@ impl Ring {
     /// With a latency budget, a wait that got a completion goes on for up to the budget while
     /// fewer than [`BATCH`] came, within `timeout`.
     fn enter(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let (to_submit, flagged, sq_asleep) = self.sq_state();
+        let SqState {
+            to_submit,
+            task_work,
+            overflowed,
+            sq_asleep,
+        } = self.sq_state();
+        if overflowed {
+            self.with_metrics(|m| m.cq_overflows.add_local(1));
+        }
+        // Work that only an enter with `GETEVENTS` does.
+        let flagged = task_work || overflowed;
         let mut flags = EnterFlags::GETEVENTS;
         if sq_asleep {
             flags |= EnterFlags::SQ_WAKEUP;
@@ -482,7 +503,10 @@ impl Ring {
             self.reap(true);
             timeout = Some(Duration::ZERO);
         }
-        if self.submit_before_waiting && timeout != Some(Duration::ZERO) && self.sq_state().0 > 0 {
+        if self.submit_before_waiting
+            && timeout != Some(Duration::ZERO)
+            && self.sq_state().to_submit > 0
+        {
             self.enter(Some(Duration::ZERO))?;
             if self.completions_waiting() {
                 self.reap(true);
