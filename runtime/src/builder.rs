@@ -236,6 +236,14 @@ impl Builder {
         self
     }
 
+    /// io_uring: switches the fast path named `name` (one of [`FAST_PATHS`](crate::FAST_PATHS))
+    /// on or off, as the methods above do one by one; an unknown name is an `InvalidInput`
+    /// error that lists the known ones.
+    pub fn uring_fast_path(mut self, name: &str, on: bool) -> io::Result<Self> {
+        self.off.switch(name, !on)?;
+        Ok(self)
+    }
+
     /// io_uring: whether a latency budget uses the kernel's `min_wait` where it has it (the
     /// default); off, the reactor's nap is used, as on kernels before 6.12.
     #[doc(hidden)]
@@ -275,15 +283,11 @@ impl Builder {
     /// What the drivers are made with; [`URING_OFF_ENV`](crate::URING_OFF_ENV) may switch more
     /// fast paths off.
     fn driver_options(&self) -> io::Result<DriverOptions> {
-        let off = self.off.with_env()?;
         Ok(DriverOptions {
             wake: self.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
-            multishot_receive: !off.multishot_receive,
             latency_budget: self.config.latency_budget,
-            kernel_min_wait: !off.min_wait,
-            registered_ring_fd: !off.registered_ring_fd,
-            no_sqarray: !off.no_sqarray,
+            off: self.off.with_env()?,
         })
     }
 

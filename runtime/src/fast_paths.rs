@@ -48,23 +48,31 @@ impl SwitchedOff {
         })
     }
 
+    /// Switches the path `name` off (`off`) or on; an unknown name is an `InvalidInput` error
+    /// that lists the known ones.
+    pub(crate) fn switch(&mut self, name: &str, off: bool) -> io::Result<()> {
+        let flag = self.flag(name).ok_or_else(|| {
+            let known: Vec<&str> = FAST_PATHS.iter().map(|(n, _)| *n).collect();
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "no io_uring fast path named {name:?} (known: {})",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        *flag = off;
+        Ok(())
+    }
+
     /// These, and every path [`URING_OFF_ENV`] names.
     pub(crate) fn with_env(mut self) -> io::Result<Self> {
         let Ok(list) = std::env::var(URING_OFF_ENV) else {
             return Ok(self);
         };
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let flag = self.flag(name).ok_or_else(|| {
-                let known: Vec<&str> = FAST_PATHS.iter().map(|(n, _)| *n).collect();
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "{URING_OFF_ENV}: no fast path named {name:?} (known: {})",
-                        known.join(", ")
-                    ),
-                )
-            })?;
-            *flag = true;
+            self.switch(name, true)
+                .map_err(|e| io::Error::new(e.kind(), format!("{URING_OFF_ENV}: {e}")))?;
         }
         Ok(self)
     }
@@ -82,5 +90,8 @@ mod tests {
             assert_ne!(off, SwitchedOff::default(), "{name} switches nothing");
         }
         assert!(SwitchedOff::default().flag("fast").is_none());
+        let err = SwitchedOff::default().switch("fast", true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("no-sqarray"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use crate::wake::WakeStrategy;
 
 use crate::builder::{Backend, BackendInfo, BackendKind};
+use crate::fast_paths::SwitchedOff;
 
 #[cfg(all(feature = "uring", feature = "epoll"))]
 mod types {
@@ -38,11 +39,9 @@ pub use types::{DefaultDriver, DefaultSource};
 pub(crate) struct DriverOptions {
     pub(crate) wake: WakeStrategy,
     pub(crate) ring_entries: u32,
-    pub(crate) multishot_receive: bool,
     pub(crate) latency_budget: Option<std::time::Duration>,
-    pub(crate) kernel_min_wait: bool,
-    pub(crate) registered_ring_fd: bool,
-    pub(crate) no_sqarray: bool,
+    /// The io_uring fast paths switched off.
+    pub(crate) off: SwitchedOff,
 }
 
 #[cfg(feature = "uring")]
@@ -50,11 +49,11 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
     let config = backend_uring::RingConfig {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
-        multishot_receive: options.multishot_receive,
+        multishot_receive: !options.off.multishot_receive,
         latency_budget: options.latency_budget,
-        kernel_min_wait: options.kernel_min_wait,
-        registered_ring_fd: options.registered_ring_fd,
-        no_sqarray: options.no_sqarray,
+        kernel_min_wait: !options.off.min_wait,
+        registered_ring_fd: !options.off.registered_ring_fd,
+        no_sqarray: !options.off.no_sqarray,
     };
     backend_uring::RingDriver::new(&config)
 }

@@ -70,6 +70,13 @@ fn each_fast_path_switched_off_still_serves_and_says_so() {
     assert!(no_sqarray.contains("ring fd"), "{no_sqarray}");
 
     let by_fd = reason(uring.clone().registered_ring_fd(false));
+    let by_name = reason(
+        uring
+            .clone()
+            .uring_fast_path("registered-ring-fd", false)
+            .expect("a known path"),
+    );
+    assert_eq!(by_fd, by_name, "the switch by name is the same switch");
     assert!(!by_fd.contains("ring fd"), "{by_fd}");
     assert!(by_fd.contains("NO_SQARRAY"), "{by_fd}");
 

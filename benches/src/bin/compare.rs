@@ -35,7 +35,7 @@ const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-
        compare serve <server> <echo|http|hyper|udp> --cpu N [--work-us N]
        compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll
-         ours-<backend>~<N>us (a latency budget), ours-uring!<fast path> (switched off: RUNTIME_URING_OFF)
+         ours-<backend>~<N>us (a latency budget), ours-uring!<fast path> (switched off)
 --only ablation: each io_uring fast path off and on; --only \"latency budget\": the budget curve
          (each written into its own section of docs/benchmarks.md)";
 

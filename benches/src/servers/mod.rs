@@ -35,7 +35,7 @@ pub enum ServerKind {
         /// The latency budget in microseconds (`Builder::latency_budget`; 0: none).
         budget_us: u32,
         /// An io_uring fast path switched off (`runtime::FAST_PATHS`, through
-        /// `RUNTIME_URING_OFF`), if any.
+        /// `Builder::uring_fast_path`), if any.
         off: Option<&'static str>,
     },
     /// tokio's `current_thread` runtime.
@@ -294,8 +294,8 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
             offload,
             wake,
             budget_us,
-            ..
-        } => ours::serve_ours(backend, offload, wake, budget_us, handler),
+            off,
+        } => ours::serve_ours(backend, offload, wake, budget_us, off, handler),
         ServerKind::TokioCurrentThread => {
             let mut rt = ::tokio::runtime::Builder::new_current_thread();
             if protocol == Protocol::Hyper {

@@ -13,6 +13,7 @@ pub(super) fn serve_ours(
     offload: bool,
     wake: Option<&str>,
     budget_us: u32,
+    off: Option<&str>,
     handler: Handler,
 ) -> io::Result<()> {
     let wake = match wake {
@@ -34,6 +35,9 @@ pub(super) fn serve_ours(
         .wake(wake);
     if budget_us > 0 {
         builder = builder.latency_budget(Duration::from_micros(budget_us.into()));
+    }
+    if let Some(path) = off {
+        builder = builder.uring_fast_path(path, false)?;
     }
     builder.try_block_on(async move {
         let info = runtime::running_backend().expect("inside the runtime");

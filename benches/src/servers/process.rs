@@ -29,11 +29,7 @@ impl ServerProcess {
         work: Duration,
         cpu: usize,
     ) -> io::Result<Self> {
-        let mut command = Command::new(std::env::current_exe()?);
-        if let ServerKind::Ours { off: Some(off), .. } = kind {
-            command.env(runtime::URING_OFF_ENV, off);
-        }
-        let mut child = command
+        let mut child = Command::new(std::env::current_exe()?)
             .args([
                 "serve",
                 &kind.name(),
