@@ -28,9 +28,10 @@ pub struct Plan {
     pub perf_window: Option<Duration>,
     /// Where the report goes, if anywhere.
     pub write_to: Option<PathBuf>,
-    /// Where the sections that one kind of partial run owns go (the ablation table, the
-    /// latency-budget curve), if anywhere: each is written when the run measured its workloads.
+    /// Where the sections that one kind of partial run owns go, if anywhere.
     pub sections_to: Option<PathBuf>,
+    /// The sections whose every workload this plan measures (only those are written).
+    pub sections: Vec<Section>,
 }
 
 /// A deterministic shuffle (xorshift), different per repeat, so no server always runs first.
@@ -208,27 +209,78 @@ pub fn run(plan: &Plan) -> io::Result<()> {
         writer::write_report(doc, plan.repeats, plan.measure, &results, &latencies)?;
         println!("\nwrote {} and its plots", doc.display());
     }
-    // A section is written only by a run that measured every one of its workloads.
-    let count = |names: &mut dyn Iterator<Item = &String>, prefix: &str| {
-        names.filter(|n| n.starts_with(prefix)).count()
-    };
-    let full = crate::workloads::full_matrix();
-    let measured = |prefix: &str| {
-        let done = count(&mut results.iter().map(|w| &w.name), prefix);
-        done > 0 && done == count(&mut full.iter().map(|w| &w.name), prefix)
-    };
     if let Some(doc) = &plan.sections_to {
-        if measured(ablation::PREFIX) {
-            ablation::write(doc, plan.repeats, &results)?;
-            println!("\nwrote the ablation table into {}", doc.display());
-        }
-        if measured(budget_curve::PREFIX) {
-            budget_curve::write(doc, plan.repeats, &results)?;
-            println!(
-                "\nwrote the latency-budget curve and its plots into {}",
-                doc.display()
-            );
+        for section in &plan.sections {
+            match section {
+                Section::Ablation => ablation::write(doc, plan.repeats, &results)?,
+                Section::BudgetCurve => budget_curve::write(doc, plan.repeats, &results)?,
+            }
+            println!("\nwrote {section:?} into {}", doc.display());
         }
     }
     Ok(())
+}
+
+/// A part of `docs/benchmarks.md` that a partial run of its workloads owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `report::ablation`.
+    Ablation,
+    /// `report::budget_curve`.
+    BudgetCurve,
+}
+
+impl Section {
+    /// The sections whose every workload in `all` is also in `chosen` (a section is written
+    /// only by a run that measured all of it).
+    pub fn complete_in(all: &[Workload], chosen: &[Workload]) -> Vec<Section> {
+        let count = |ws: &[Workload], prefix: &str| {
+            ws.iter().filter(|w| w.name.starts_with(prefix)).count()
+        };
+        [Section::Ablation, Section::BudgetCurve]
+            .into_iter()
+            .filter(|s| {
+                let n = count(chosen, s.prefix());
+                n > 0 && n == count(all, s.prefix())
+            })
+            .collect()
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Section::Ablation => ablation::PREFIX,
+            Section::BudgetCurve => budget_curve::PREFIX,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Section;
+    use crate::workloads::full_matrix;
+
+    #[test]
+    fn a_section_is_written_only_by_a_run_of_all_its_workloads() {
+        let all = full_matrix();
+        let only = |text: &str| -> Vec<_> {
+            all.iter()
+                .filter(|w| w.name.contains(text))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            Section::complete_in(&all, &all),
+            [Section::Ablation, Section::BudgetCurve]
+        );
+        assert_eq!(
+            Section::complete_in(&all, &only("ablation")),
+            [Section::Ablation]
+        );
+        assert_eq!(
+            Section::complete_in(&all, &only("latency budget")),
+            [Section::BudgetCurve]
+        );
+        // "open loop 50000/s" picks one workload of each: neither is complete.
+        assert_eq!(Section::complete_in(&all, &only("open loop 50000/s")), []);
+    }
 }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use benches::client::{run_load, LoadSpec, Mode};
-use benches::run::{run, Plan};
+use benches::run::{run, Plan, Section};
 use benches::servers::{serve, Protocol, ServerKind};
 use benches::workloads;
 use runtime::Backend;
@@ -55,35 +55,34 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let mut workloads = if quick {
+    let (all, mut workloads) = if quick {
         let mut fixed_rate = workloads::echo(64, 100, Mode::Open { rate: 50_000 });
         // One line with the latency budget on.
         fixed_rate
             .servers
             .insert(1, ServerKind::ours_budget(Backend::Uring, 50));
-        vec![fixed_rate, workloads::http(16, 16)]
+        (Vec::new(), vec![fixed_rate, workloads::http(16, 16)])
     } else {
-        workloads::full_matrix()
+        let all = workloads::full_matrix();
+        (all.clone(), all)
     };
     if let Some(only) = &only {
         workloads.retain(|w| w.name.contains(only.as_str()));
     }
+    // A partial or quick run never overwrites the recorded full one unless told where; it
+    // writes the sections whose every workload it ran.
+    let explicit = write_to.is_some();
+    let doc = write_to.or_else(|| (write && !quick).then(|| docs_dir().join("benchmarks.md")));
     let plan = Plan {
         quick,
         repeats: repeats.unwrap_or(3),
+        sections: Section::complete_in(&all, &workloads),
         workloads,
         warmup: Duration::from_millis(if quick { 500 } else { 1000 }),
         measure: Duration::from_secs(if quick { 2 } else { 3 }),
         perf_window: perf.then(|| Duration::from_millis(if quick { 800 } else { 1500 })),
-        // A partial or quick run never overwrites the recorded full one unless told where.
-        write_to: match &write_to {
-            Some(path) => Some(path.clone()),
-            None => (write && !quick && only.is_none()).then(|| docs_dir().join("benchmarks.md")),
-        },
-        sections_to: match write_to {
-            Some(path) => Some(path),
-            None => (write && !quick).then(|| docs_dir().join("benchmarks.md")),
-        },
+        write_to: doc.clone().filter(|_| explicit || only.is_none()),
+        sections_to: doc,
     };
     if plan.repeats == 0 || plan.workloads.is_empty() {
         return Err("nothing to run: repeats must be non-zero and --only must match".into());
