@@ -5,8 +5,13 @@
 use std::io;
 use std::path::Path;
 
+use runtime::Backend;
+
 use crate::report::svg::{Chart, Series};
-use crate::report::{markdown_table, median, ratio_cell, replace_section, WorkloadResult};
+use crate::report::{
+    markdown_table, median, ratio_cell, replace_section, save_plot, WorkloadResult,
+};
+use crate::servers::ServerKind;
 
 /// The prefix of the curve's workloads' names.
 pub const PREFIX: &str = "latency budget: ";
@@ -32,12 +37,9 @@ fn rates(results: &[WorkloadResult]) -> Vec<(String, &WorkloadResult)> {
         .collect()
 }
 
-/// `ours-<backend>` with `budget_us` (0: none).
-fn server(backend: &str, budget_us: u32) -> String {
-    match budget_us {
-        0 => format!("ours-{backend}"),
-        us => format!("ours-{backend}~{us}us"),
-    }
+/// The name of ours on `backend` with `budget_us` (0: none).
+fn server(backend: Backend, budget_us: u32) -> String {
+    ServerKind::ours_budget(backend, budget_us).name()
 }
 
 fn budget_label(budget_us: u32) -> String {
@@ -68,11 +70,11 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Vec<String>> {
                 if i == 0 { rate.clone() } else { String::new() },
                 budget_label(us),
             ];
-            for backend in ["uring", "epoll"] {
+            for backend in [Backend::Uring, Backend::Epoll] {
                 let name = server(backend, us);
                 let Some(s) = w.server(&name) else {
                     row.extend(["-".to_string(), "-".into(), "-".into()]);
-                    if backend == "uring" {
+                    if backend == Backend::Uring {
                         row.push("-".into());
                     }
                     continue;
@@ -83,7 +85,7 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Vec<String>> {
                     s.med(|x| x.mean_us),
                     s.med(|x| x.p50_us as f64)
                 ));
-                if backend == "uring" {
+                if backend == Backend::Uring {
                     row.push(
                         s.syscalls_per_request
                             .map_or("-".into(), |v| format!("{v:.2}")),
@@ -109,7 +111,7 @@ fn chart(
     value: impl Fn(&WorkloadResult, &str) -> Option<f64>,
 ) -> Chart {
     let rates = rates(results);
-    let series = ["uring", "epoll"]
+    let series = [Backend::Uring, Backend::Epoll]
         .into_iter()
         .flat_map(|backend| rates.iter().map(move |(rate, w)| (backend, rate, *w)))
         .map(|(backend, rate, w)| Series {
@@ -133,29 +135,35 @@ fn chart(
 /// Replaces the curve's section of `doc` (its table, and its two plots written beside it).
 pub fn write(doc: &Path, repeats: usize, results: &[WorkloadResult]) -> io::Result<()> {
     let dir = doc.parent().unwrap_or(Path::new(".")).join("plots");
-    std::fs::create_dir_all(&dir)?;
     let cpu = chart(
         results,
         "CPU per request against the raw epoll loop, echo 64 B over 100 connections",
         "CPU per request / raw epoll's (median of paired ratios)",
         |w, name| Some(median(&w.cpu_ratio(name, &w.reference)?)),
     );
-    std::fs::write(dir.join("budget_cpu.svg"), cpu.lines())?;
     let latency = chart(
         results,
         "Mean latency, echo 64 B over 100 connections",
         "mean latency, microseconds",
         |w, name| Some(w.server(name)?.med(|x| x.mean_us)),
     );
-    std::fs::write(dir.join("budget_latency.svg"), latency.lines())?;
     let mut g = format!(
         "{repeats} repeats, paired ratios, median (min-max); \"cpu / raw\" is CPU per request \
          over the raw epoll loop's, syscalls per request from the `perf` pass.\n\n"
     );
     g.push_str(&markdown_table(&rows(results), 2));
-    g.push_str(
-        "\n![CPU per request against the raw loop, by latency budget](plots/budget_cpu.svg)\n\n\
-         ![Mean latency by latency budget](plots/budget_latency.svg)\n",
-    );
+    g.push('\n');
+    g.push_str(&save_plot(
+        &dir,
+        "budget_cpu.svg",
+        "CPU per request against the raw loop, by latency budget",
+        &cpu.lines(),
+    )?);
+    g.push_str(&save_plot(
+        &dir,
+        "budget_latency.svg",
+        "Mean latency by latency budget",
+        &latency.lines(),
+    )?);
     replace_section(doc, "latency budget", &g)
 }

@@ -294,6 +294,19 @@ pub fn markdown_table(rows: &[Vec<String>], text_columns: usize) -> String {
     out
 }
 
+/// Writes `svg` as `dir/file` (making `dir`), and returns the markdown that shows it from a
+/// document beside `dir` (named `plots`).
+pub fn save_plot(
+    dir: &std::path::Path,
+    file: &str,
+    alt: &str,
+    svg: &str,
+) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(file), svg)?;
+    Ok(format!("![{alt}](plots/{file})\n\n"))
+}
+
 /// Replaces the text between `<!-- compare: {name} begin -->` and its end marker in `doc` with
 /// `content` (appending the section if the markers are missing): a generated part of
 /// `docs/benchmarks.md` that one kind of run owns, with hand-written text around it.
@@ -309,4 +322,27 @@ pub fn replace_section(doc: &std::path::Path, name: &str, content: &str) -> std:
         _ => format!("{old}\n{section}\n"),
     };
     std::fs::write(doc, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    /// A section is appended once, then replaced in place, and the text around it stays.
+    #[test]
+    fn a_section_is_replaced_between_its_markers_only() {
+        let doc = std::env::temp_dir().join(format!("section-{}.md", std::process::id()));
+        std::fs::write(&doc, "intro\n").unwrap();
+        replace_section(&doc, "x", "first").unwrap();
+        let mut text = std::fs::read_to_string(&doc).unwrap();
+        text.push_str("after\n");
+        std::fs::write(&doc, text).unwrap();
+        replace_section(&doc, "x", "second").unwrap();
+        let text = std::fs::read_to_string(&doc).unwrap();
+        std::fs::remove_file(&doc).unwrap();
+        assert_eq!(
+            text,
+            "intro\n\n<!-- compare: x begin -->\n\nsecond\n<!-- compare: x end -->\nafter\n"
+        );
+    }
 }

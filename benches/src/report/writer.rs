@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use crate::progress::Progress;
 use crate::report::svg::{Chart, Series};
-use crate::report::{markdown_table, median, ratio_cell, WorkloadResult};
+use crate::report::{
+    markdown_table, median, ratio_cell, replace_section, save_plot, WorkloadResult,
+};
 use crate::wake_latency::{cases, start};
-
-const BEGIN: &str = "<!-- compare: generated results begin -->";
-const END: &str = "<!-- compare: generated results end -->";
 
 /// Expected time of one wake-latency case, for the progress bar.
 pub const WAKE_LATENCY_COST: Duration = Duration::from_secs(2);
@@ -235,11 +234,9 @@ fn open_rates(results: &[WorkloadResult]) -> Vec<(&'static str, &WorkloadResult)
 
 /// Writes the plots into `dir`; returns their markdown references.
 fn plots(dir: &Path, results: &[WorkloadResult]) -> io::Result<String> {
-    std::fs::create_dir_all(dir)?;
     let mut md = String::new();
     let mut save = |file: &str, alt: &str, svg: String| -> io::Result<()> {
-        std::fs::write(dir.join(file), svg)?;
-        md.push_str(&format!("![{alt}](plots/{file})\n\n"));
+        md.push_str(&save_plot(dir, file, alt, &svg)?);
         Ok(())
     };
     let rates = open_rates(results);
@@ -382,7 +379,6 @@ pub fn write_report(
 ) -> io::Result<()> {
     let dir = doc.parent().unwrap_or(Path::new("."));
     let mut g = String::new();
-    g.push_str(&format!("{BEGIN}\n\n"));
     g.push_str("### The machine\n\n");
     g.push_str(&crate::machine::describe());
     g.push_str(&format!(
@@ -410,11 +406,5 @@ pub fn write_report(
         g.push_str(&markdown_table(&wake_latency_rows(latency), 1));
         g.push('\n');
     }
-    g.push_str(END);
-    let old = std::fs::read_to_string(doc).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{g}{}", &old[..b], &old[e + END.len()..]),
-        _ => format!("{old}\n{g}\n"),
-    };
-    std::fs::write(doc, new)
+    replace_section(doc, "generated results", &g)
 }
