@@ -173,7 +173,7 @@ impl RingSource {
         cx: &mut Context<'_>,
     ) -> Option<Poll<io::Result<u32>>> {
         let queue = self.received.as_ref()?;
-        if !is_read(kind) && !matches!(kind, OpKind::RecvMessage { .. }) {
+        if !is_read(kind) {
             return None;
         }
         let on_owner = self.owner_is_current();
@@ -253,7 +253,7 @@ unsafe impl Source for RingSource {
                     return done;
                 }
                 let message = matches!(code.kind(), OpKind::RecvMessage { .. });
-                if is_read(code.kind()) || message {
+                if is_read(code.kind()) {
                     self.count(|m| &m.one_shot_receives);
                 }
                 if message && self.holds_received() {

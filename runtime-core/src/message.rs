@@ -150,6 +150,77 @@ impl Drop for Control {
     }
 }
 
+/// The control data a receive got, moved out of the receive's memory, owning the fds it
+/// carries: they are closed when it drops, unless it was written into another receive's
+/// control data first. A backend keeps one for a receive whose future was dropped after the
+/// kernel completed it, until a later receive takes it.
+pub struct ReceivedControl {
+    words: Box<[u64]>,
+    len: usize,
+}
+
+impl ReceivedControl {
+    /// Moves the `len` bytes of control data at `control` (as the kernel wrote them for a
+    /// receive) into a new value, and zeroes them there, so that the receive's own memory no
+    /// longer names the fds (its drop closes nothing).
+    ///
+    /// # Safety
+    /// `control` must be valid for `len` bytes of reads and writes, aligned for `cmsghdr`, and
+    /// hold control data the kernel wrote for a receive whose fds nothing else owns.
+    pub unsafe fn take(control: *mut u8, len: usize) -> Self {
+        let mut words = vec![0u64; len.div_ceil(mem::size_of::<u64>())].into_boxed_slice();
+        // SAFETY: `control` is valid for `len` bytes (the caller's promise) and `words` holds
+        // at least `len` bytes; they do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(control, words.as_mut_ptr().cast::<u8>(), len);
+            std::ptr::write_bytes(control, 0, len);
+        }
+        ReceivedControl { words, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the control data to `control`; the fds it names are then owned by whatever owns
+    /// that memory (a receive that takes them as its own).
+    ///
+    /// # Safety
+    /// `control` must be valid for `self.len()` bytes of writes, aligned for `cmsghdr`.
+    pub unsafe fn give(mut self, control: *mut u8) {
+        // SAFETY: the caller's promise; `words` holds at least `len` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.words.as_ptr().cast::<u8>(), control, self.len)
+        };
+        self.len = 0;
+        self.words.fill(0);
+    }
+}
+
+impl Drop for ReceivedControl {
+    fn drop(&mut self) {
+        each_received_fd(&self.words, |fd| {
+            // SAFETY: this value owns the fds its control data names (`take`'s promise), and
+            // `give` zeroes them once they belong to someone else.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+    }
+}
+
+impl std::fmt::Debug for ReceivedControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedControl")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// Calls `f` with each fd of the `SCM_RIGHTS` messages in `control`. The buffer starts zeroed and
 /// the kernel writes its messages from the start, so the first header of length zero ends them
 /// (whether or not the kernel wrote the header's `msg_controllen` back).

@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Source;
-pub use crate::message::{recv_msg, send_msg, Received, RecvOptions, MAX_FDS};
+pub use crate::message::{recv_msg, send_msg, Received, ReceivedControl, RecvOptions, MAX_FDS};
 use crate::op::{Op, OpKind};
 use socket2::SockAddr;
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -455,4 +456,89 @@ async fn plain_reads_go_past_bytes_that_carried_fds() {
         got.extend_from_slice(&buf);
     }
     assert_eq!(got, b"AB");
+}
+
+/// Receives with fds on a stream, each dropped after its bytes and fd arrived (the bytes are
+/// sent and the reactor turns once more before the drop): the next receive gets those bytes
+/// with that fd, in order. On io_uring the dropped one-shot `recvmsg` completed in the kernel,
+/// and its message comes back whole from the salvage (counted).
+#[runtime::test]
+async fn a_stream_receive_of_fds_dropped_after_they_arrived_loses_nothing() {
+    use std::os::unix::net::UnixStream as StdStream;
+    let (tx, rx) = UnixStream::pair().expect("pair");
+    let before = common::totals();
+    for round in 0..16u8 {
+        let msg = vec![round; 3 + round as usize];
+        // Boxed, so that `drop` below drops the future itself.
+        let mut receive = Box::pin(rx.recv_with_fds(Vec::with_capacity(64), 1));
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(receive.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "round {round}: nothing was sent yet");
+        let (mut watcher, passed) = StdStream::pair().expect("pair");
+        let BufResult(sent, _) = tx.send_with_fds(msg.clone(), &[passed.as_fd()]).await;
+        assert_eq!(sent.expect("send"), msg.len());
+        drop(passed);
+        runtime::yield_now().await;
+        drop(receive);
+        let next = rx.recv_with_fds(Vec::with_capacity(64), 1);
+        let BufResult(got, buf) = runtime::time::timeout(std::time::Duration::from_secs(10), next)
+            .await
+            .expect("the dropped receive's bytes were lost: the next one got nothing");
+        let got = got.expect("recv_with_fds");
+        assert_eq!(&buf[..got.len], &msg[..], "round {round}");
+        let [fd] = <[OwnedFd; 1]>::try_from(got.fds).expect("the fd came with its bytes");
+        let mut passed = StdStream::from(fd);
+        passed
+            .write_all(&[round])
+            .expect("write through the passed fd");
+        let mut byte = [0u8; 1];
+        watcher.read_exact(&mut byte).expect("read");
+        assert_eq!(byte, [round], "round {round}: the fd is the one sent");
+    }
+    if common::on_uring() {
+        let used = common::totals().since(&before);
+        assert!(
+            used.salvaged > 0,
+            "no receive came from the salvage: {used:?}"
+        );
+    }
+}
+
+/// Datagram receives on a named Unix socket, each dropped after its datagram arrived: the next
+/// receive gets that datagram with its sender.
+#[runtime::test]
+async fn a_datagram_receive_dropped_after_it_arrived_keeps_its_sender() {
+    let (a_path, b_path) = (TempPath::new(), TempPath::new());
+    let a = UnixDatagram::bind(&a_path.0).expect("bind");
+    let b = UnixDatagram::bind(&b_path.0).expect("bind");
+    let before = common::totals();
+    for round in 0..16u8 {
+        let msg = vec![round; 1 + round as usize];
+        let mut receive = Box::pin(b.recv_from(Vec::with_capacity(64)));
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(receive.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "round {round}: nothing was sent yet");
+        let BufResult(sent, _) = a.send_to(msg.clone(), &b_path.0).await;
+        assert_eq!(sent.expect("send_to"), msg.len());
+        runtime::yield_now().await;
+        drop(receive);
+        let next = b.recv_from(Vec::with_capacity(64));
+        let BufResult(got, buf) = runtime::time::timeout(std::time::Duration::from_secs(10), next)
+            .await
+            .expect("the dropped receive's datagram was lost");
+        let (n, from) = got.expect("recv_from");
+        assert_eq!(&buf[..n], &msg[..], "round {round}");
+        assert_eq!(
+            from.as_pathname(),
+            Some(a_path.0.as_path()),
+            "round {round}"
+        );
+    }
+    if common::on_uring() {
+        let used = common::totals().since(&before);
+        assert!(
+            used.salvaged > 0,
+            "no receive came from the salvage: {used:?}"
+        );
+    }
 }
