@@ -28,7 +28,8 @@ type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// An owned receive in flight: the datagram's length and sender, with the buffer.
 type Receiving<F> = Boxed<BufResult<(usize, <F as Family>::Addr), Vec<u8>>>;
 
-/// Room for any datagram, for an owned receive.
+/// Room for any UDP datagram: an owned receive has at least this much (or the caller's room,
+/// if larger).
 const DATAGRAM_ROOM: usize = 65_536;
 
 /// The poll-side state of one datagram socket.
@@ -36,6 +37,8 @@ pub struct PollDatagram<S: Source, F: Family> {
     socket: Arc<Datagram<S, F>>,
     /// An owned receive in flight; its buffer comes back with the datagram.
     receiving: Option<Receiving<F>>,
+    /// The owned receive's buffer, while none is in flight (kept for its allocation).
+    received: Vec<u8>,
     /// A staged send in flight.
     sending: Option<Boxed<BufResult<usize, Vec<u8>>>>,
     /// The staging buffer, while no send is in flight (kept for its allocation).
@@ -65,6 +68,7 @@ impl<S: Source, F: Family> PollDatagram<S, F> {
         PollDatagram {
             socket,
             receiving: None,
+            received: Vec::new(),
             sending: None,
             staging: Vec::new(),
         }
@@ -86,16 +90,19 @@ impl<S: Source, F: Family> PollDatagram<S, F> {
             if let Some(receiving) = &mut self.receiving {
                 let BufResult(res, got) = ready!(receiving.as_mut().poll(cx));
                 self.receiving = None;
-                return Poll::Ready(res.and_then(|(n, from)| {
+                let res = res.and_then(|(n, from)| {
                     if n > buf.len() {
                         return Err(truncated(n, buf.len()));
                     }
                     copy_into(buf, &got[..n]);
                     Ok((n, from))
-                }));
+                });
+                self.received = got;
+                return Poll::Ready(res);
             }
             let mut from = None;
             let room = buf.len();
+            let owned_room = room.max(DATAGRAM_ROOM);
             let mut lent = Lent::RecvFrom {
                 buf,
                 from: &mut from,
@@ -110,14 +117,15 @@ impl<S: Source, F: Family> PollDatagram<S, F> {
                 }
                 Some(Poll::Pending) => return Poll::Pending,
                 None => {
-                    let socket = self.socket.clone();
-                    self.receiving = Some(Box::pin(async move {
-                        // Zeroed once per receive: memory checkers that cannot see the
+                    let mut owned = std::mem::take(&mut self.received);
+                    if owned.capacity() < owned_room {
+                        // Zeroed once per allocation: memory checkers that cannot see the
                         // kernel's writes (valgrind) then see defined bytes.
-                        let mut room = vec![0; DATAGRAM_ROOM];
-                        room.clear();
-                        socket.recv_from(room).await
-                    }));
+                        owned = vec![0; owned_room];
+                    }
+                    owned.clear();
+                    let socket = self.socket.clone();
+                    self.receiving = Some(Box::pin(async move { socket.recv_from(owned).await }));
                 }
             }
         }

@@ -542,3 +542,36 @@ async fn a_datagram_receive_dropped_after_it_arrived_keeps_its_sender() {
         );
     }
 }
+
+/// A datagram larger than 64 KiB, polled into a buffer larger still: on io_uring a Unix
+/// datagram socket's poll receives through an owned receive, which must have the caller's room,
+/// not only room for a UDP datagram.
+#[runtime::test]
+async fn a_large_datagram_is_polled_whole_into_a_large_buffer() {
+    use runtime::net::{PollDatagram, Unix};
+    use std::mem::MaybeUninit;
+    const LEN: usize = 100 * 1024;
+    let (a, b) = UnixDatagram::pair().expect("pair");
+    runtime::net::socket2::SockRef::from(&a)
+        .set_send_buffer_size(1 << 20)
+        .expect("SO_SNDBUF");
+    runtime::net::socket2::SockRef::from(&b)
+        .set_recv_buffer_size(1 << 20)
+        .expect("SO_RCVBUF");
+    let b = std::sync::Arc::new(b);
+    let mut polled = PollDatagram::<Unix>::new(b.clone());
+    for round in 0..3u8 {
+        let BufResult(sent, _) = a.send(vec![round; LEN]).await;
+        assert_eq!(sent.expect("send"), LEN);
+        let mut room = vec![MaybeUninit::<u8>::uninit(); 256 * 1024];
+        let got = std::future::poll_fn(|cx| polled.poll_recv_from(cx, &mut room));
+        let (n, _) = runtime::time::timeout(std::time::Duration::from_secs(10), got)
+            .await
+            .expect("the datagram came")
+            .expect("a 100 KiB datagram fits a 256 KiB buffer");
+        assert_eq!(n, LEN, "round {round}");
+        // SAFETY: the first `n` bytes were written by the receive.
+        let data = unsafe { std::slice::from_raw_parts(room.as_ptr().cast::<u8>(), n) };
+        assert!(data.iter().all(|&x| x == round), "round {round}");
+    }
+}
