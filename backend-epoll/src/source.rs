@@ -139,10 +139,9 @@ unsafe impl Source for EpollSource {
 
     fn new(fd: OwnedFd) -> io::Result<Self> {
         let driver = current().ok_or_else(runtime_core::not_on_a_reactor)?;
-        let tcp = matches!(
-            socket2::SockRef::from(&fd).domain(),
-            Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6
-        );
+        let socket = socket2::SockRef::from(&fd);
+        let tcp = matches!(socket.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6)
+            && matches!(socket.r#type(), Ok(t) if t == socket2::Type::STREAM);
         Self::register(driver, fd, tcp)
     }
 
@@ -160,14 +159,19 @@ unsafe impl Source for EpollSource {
     }
 
     fn into_fd(self) -> Result<OwnedFd, (io::Error, Self)> {
-        // Nothing is in flight between attempts; take the fd out of the epoll set first, so
-        // that no event of the socket's new owner reaches this driver.
+        // Nothing is in flight between attempts. A copy of the fd (made first: if it fails,
+        // the source is still whole and registered), then out of the epoll set, so that no
+        // event of the socket's new owner reaches this driver; dropping the source closes the
+        // original and frees its token.
+        let copy = match self.fd.try_clone() {
+            Ok(copy) => copy,
+            Err(e) => return Err((e, self)),
+        };
         let raw = self.fd.as_raw_fd();
-        if let Err(e) = self.driver.registry.deregister(&mut SourceFd(&raw)) {
-            return Err((e, self));
+        match self.driver.registry.deregister(&mut SourceFd(&raw)) {
+            Ok(()) => Ok(copy),
+            Err(e) => Err((e, self)),
         }
-        // A copy of the fd; dropping the source closes the original and frees its token.
-        self.fd.try_clone().map_err(|e| (e, self))
     }
 
     fn poll_op(
@@ -203,8 +207,11 @@ unsafe impl Source for EpollSource {
 
 impl Drop for EpollSource {
     fn drop(&mut self) {
-        // Closing the fd (our only one: it is never duplicated) removes it from the epoll set,
-        // so no `EPOLL_CTL_DEL` is needed; forget the token so no later event can reach it.
+        // Out of the epoll set explicitly: closing our fd would not remove it while another fd
+        // (a `dup` made before `from_std`) still names the socket. Then forget the token, so
+        // no later event can reach it. (Already out after `into_fd`: the error is ignored.)
+        let raw = self.fd.as_raw_fd();
+        let _ = self.driver.registry.deregister(&mut SourceFd(&raw));
         self.driver.sources.lock().remove(self.token);
     }
 }

@@ -8,10 +8,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
-/// `io_uring_register` opcodes and the enter flag (from `<linux/io_uring.h>`).
+use io_uring::EnterFlags;
+
+/// `io_uring_register` opcodes (from `<linux/io_uring.h>`).
 const IORING_REGISTER_RING_FDS: libc::c_uint = 20;
 const IORING_UNREGISTER_RING_FDS: libc::c_uint = 21;
-const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
 
 /// `struct io_uring_rsrc_update`.
 #[repr(C)]
@@ -27,6 +28,9 @@ pub(crate) struct EnterFd {
     fd: RawFd,
     /// The index the ring is registered under, on this thread.
     registered: Option<u32>,
+    /// Not `Send`: the index means something only on the thread that registered it (and its
+    /// drop unregisters from the calling thread's table).
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl EnterFd {
@@ -36,6 +40,7 @@ impl EnterFd {
         let mut enter = EnterFd {
             fd,
             registered: None,
+            _thread: std::marker::PhantomData,
         };
         if !register {
             return (enter, None);
@@ -82,7 +87,7 @@ impl EnterFd {
         arg: Option<&T>,
     ) -> io::Result<usize> {
         let (fd, flags) = match self.registered {
-            Some(index) => (index as RawFd, flags | IORING_ENTER_REGISTERED_RING),
+            Some(index) => (index as RawFd, flags | EnterFlags::REGISTERED_RING.bits()),
             None => (self.fd, flags),
         };
         let (arg, size) = match arg {
@@ -159,6 +164,7 @@ mod tests {
         let plain = EnterFd {
             fd: index as i32,
             registered: None,
+            _thread: std::marker::PhantomData,
         };
         // SAFETY: as above.
         let res = unsafe { plain.enter::<libc::sigset_t>(0, 0, 1, None) };

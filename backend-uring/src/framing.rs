@@ -120,9 +120,10 @@ pub(crate) unsafe fn copy_datagram(
     // SAFETY: `msg` is valid (the caller's promise).
     let msg = unsafe { &mut *msg };
     let payload = out.payload_data();
-    let mut copied = 0;
+    let (mut copied, mut room) = (0, 0);
     // SAFETY: the iovecs are valid (the caller's promise).
     for iov in unsafe { crate::salvage::iovecs(msg) } {
+        room += iov.iov_len;
         let n = iov.iov_len.min(payload.len() - copied);
         // SAFETY: the iovec is valid for `iov_len >= n` bytes of writes; the datagram buffer
         // is ours, so the ranges do not overlap.
@@ -140,6 +141,15 @@ pub(crate) unsafe fn copy_datagram(
     }
     msg.msg_controllen = 0;
     let whole = out.incoming_payload_len() as usize;
+    if payload.len() < whole && copied == payload.len() && copied < room {
+        // The ring's buffer cut the datagram short, and the reader had room for more: its
+        // result cannot say how much of its buffer holds the datagram. (A ring buffer holds
+        // any UDP datagram, so this does not happen.)
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a {whole}-byte datagram was longer than the ring's receive buffers"),
+        ));
+    }
     msg.msg_flags = if whole > copied { libc::MSG_TRUNC } else { 0 };
     let result = if flags & libc::MSG_TRUNC != 0 {
         whole

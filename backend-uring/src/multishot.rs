@@ -187,15 +187,17 @@ impl RecvQueue {
             let front = st.filled.front().expect("checked by the caller");
             // SAFETY: the queue holds `front.bid`, which the kernel filled with `front.len`
             // bytes; `kind`'s pointers are valid (the caller's promise).
-            let (n, consumed) = unsafe {
+            let copied = unsafe {
                 crate::framing::copy_datagram(buffers.filled(front.bid, front.len), template, kind)
-            }?;
-            if consumed {
+            };
+            // A datagram that cannot be read (an error) is consumed too, or it would fail
+            // every later read.
+            if copied.as_ref().map_or(true, |&(_, consumed)| consumed) {
                 let bid = front.bid;
                 st.filled.pop_front();
                 buffers.give_back(bid);
             }
-            return Ok(n);
+            return copied.map(|(n, _)| n);
         }
         let buffers = &self.rings.stream;
         let mut total = 0usize;
