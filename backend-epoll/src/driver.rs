@@ -3,11 +3,11 @@
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::Mutex;
-use runtime_core::{Driver, EnterGuard, Parked, ReactorHandle, Unpark};
+use runtime_core::{Driver, EnterGuard, LatencyBudget, ReactorHandle, Unpark};
 use slab::Slab;
 
 use crate::readiness::ScheduledIo;
@@ -66,6 +66,8 @@ pub struct EpollDriver {
     waker: Arc<WakeHandle>,
     /// The wakers one wait found ready (kept to reuse its allocation).
     woken: Vec<std::task::Waker>,
+    /// Applied by a nap after a blocking wait that brought little.
+    budget: Option<LatencyBudget>,
 }
 
 #[derive(Debug)]
@@ -95,7 +97,54 @@ impl EpollDriver {
             shared,
             waker,
             woken: Vec::new(),
+            budget: None,
         })
+    }
+
+    /// This driver with a latency budget: a blocking park that found fewer than
+    /// [`BATCH`](runtime_core::BATCH) ready fds naps until the budget has passed since it
+    /// began, then collects what came with an `epoll_wait` that does not block.
+    pub fn with_latency_budget(mut self, budget: Option<Duration>) -> Self {
+        self.budget = budget.and_then(LatencyBudget::new);
+        self
+    }
+
+    /// One `epoll_wait` of at most `timeout`; wakes the waiters of what it found ready and
+    /// returns how many fds that was.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        if let Some(m) = self.shared.metrics() {
+            m.driver_waits.add_local(1);
+        }
+        self.poll.poll(&mut self.events, timeout)?;
+        if self.events.is_empty() {
+            return Ok(0);
+        }
+        // Waiters are collected under the lock and woken after it: a woken task may be dropped
+        // right there (a pool task whose last waker this was), and its sockets' drops take the
+        // lock again.
+        let mut woken = std::mem::take(&mut self.woken);
+        let mut ready = 0;
+        {
+            let sources = self.shared.sources.lock();
+            for event in self.events.iter() {
+                let Some(io) = sources.get(event.token().0) else {
+                    continue; // the wake token, or a source dropped since
+                };
+                ready += 1;
+                let error = event.is_error();
+                if event.is_readable() || event.is_read_closed() || error {
+                    io.read.ready(event.is_read_closed() || error, &mut woken);
+                }
+                if event.is_writable() || event.is_write_closed() || error {
+                    io.write.ready(event.is_write_closed() || error, &mut woken);
+                }
+            }
+        }
+        for waker in woken.drain(..) {
+            waker.wake();
+        }
+        self.woken = woken;
+        Ok(ready)
     }
 }
 
@@ -123,38 +172,15 @@ impl Driver for EpollDriver {
         "epoll"
     }
 
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked> {
-        if let Some(m) = self.shared.metrics() {
-            m.driver_waits.add_local(1);
-        }
-        self.poll.poll(&mut self.events, timeout)?;
-        if self.events.is_empty() {
-            return Ok(Parked::Waited);
-        }
-        // Waiters are collected under the lock and woken after it: a woken task may be dropped
-        // right there (a pool task whose last waker this was), and its sockets' drops take the
-        // lock again.
-        let mut woken = std::mem::take(&mut self.woken);
-        {
-            let sources = self.shared.sources.lock();
-            for event in self.events.iter() {
-                let Some(io) = sources.get(event.token().0) else {
-                    continue; // the wake token, or a source dropped since
-                };
-                let error = event.is_error();
-                if event.is_readable() || event.is_read_closed() || error {
-                    io.read.ready(event.is_read_closed() || error, &mut woken);
-                }
-                if event.is_writable() || event.is_write_closed() || error {
-                    io.write.ready(event.is_write_closed() || error, &mut woken);
-                }
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let began = self.budget.map(|_| Instant::now());
+        let ready = self.wait(timeout)?;
+        if let (Some(budget), Some(began)) = (self.budget, began) {
+            if timeout != Some(Duration::ZERO) && budget.nap(began, ready, timeout) {
+                self.wait(Some(Duration::ZERO))?;
             }
         }
-        for waker in woken.drain(..) {
-            waker.wake();
-        }
-        self.woken = woken;
-        Ok(Parked::Waited)
+        Ok(())
     }
 
     fn unparker(&self) -> Arc<dyn Unpark> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime_core::{Driver, EnterGuard, Parked, ReactorHandle, Unpark};
+use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
 use crate::enter::EnterFd;
 use crate::provided::BufferRings;
@@ -70,13 +70,13 @@ impl RingDriver {
             }
             Some(b) if config.kernel_min_wait => {
                 description += &format!(
-                    "; latency budget {b:?} by the reactor's nap (the kernel lacks \
+                    "; latency budget {b:?} by the driver's nap (the kernel lacks \
                      IORING_FEAT_MIN_TIMEOUT, 6.12+)"
                 );
                 false
             }
             Some(b) => {
-                description += &format!("; latency budget {b:?} by the reactor's nap");
+                description += &format!("; latency budget {b:?} by the driver's nap");
                 false
             }
             None => false,
@@ -125,16 +125,12 @@ impl Driver for RingDriver {
         "uring"
     }
 
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked> {
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.ring.turn(timeout)
     }
 
     fn unparker(&self) -> Arc<dyn Unpark> {
         self.unpark.clone()
-    }
-
-    fn batches_waits(&self) -> bool {
-        self.ring.batches_waits()
     }
 
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard {

@@ -12,7 +12,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
-use runtime_core::{Metrics, Parked, BATCH};
+use runtime_core::{LatencyBudget, Metrics, BATCH};
 
 /// The overall timeout of a wait under `min_wait` when no timer is due: long, so that an idle
 /// reactor still sleeps (the wait simply starts again when it passes).
@@ -48,10 +48,8 @@ pub(crate) struct Ring {
     /// The latency budget as the kernel's `min_wait` (`IORING_FEAT_MIN_TIMEOUT`): a blocking
     /// wait that got a completion waits this long for [`BATCH`] before returning.
     min_wait_usec: Option<u32>,
-    /// A latency budget is on (as `min_wait` or the reactor's nap): a park with SQEs to submit
-    /// submits them first without waiting, and does not wait if they completed meanwhile, so
-    /// the budget never holds back the tasks a finished send woke.
-    submit_before_waiting: bool,
+    /// The latency budget as a nap after the wait, where the kernel's `min_wait` is not used.
+    nap: Option<LatencyBudget>,
     ops: RefCell<OpTable>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
@@ -125,16 +123,17 @@ impl Ring {
         shared: Arc<RingShared>,
     ) -> Rc<Self> {
         let sqpoll = ring.params().is_setup_sqpoll();
+        let budget = budget.and_then(LatencyBudget::new);
         let min_wait_usec = budget
             .filter(|_| min_wait)
-            .map(|d| d.as_micros().clamp(1, u32::MAX as u128) as u32);
+            .map(|b| b.duration().as_micros().clamp(1, u32::MAX as u128) as u32);
         let ring = Rc::new(Ring {
             shared,
             enter_fd,
             ring,
             sqpoll,
             min_wait_usec,
-            submit_before_waiting: budget.is_some(),
+            nap: budget.filter(|_| !min_wait),
             ops: RefCell::new(OpTable::default()),
             taskrun_flag,
             eventfd,
@@ -376,7 +375,7 @@ impl Ring {
 
     /// Takes every CQE off the completion queue and hands it to its operation; wakes after.
     /// `rearm` re-arms the wake read when its CQE comes (not while shutting down).
-    fn reap(&self, rearm: bool) {
+    fn reap(&self, rearm: bool) -> usize {
         let mut deferred = self.deferred.take();
         let mut woken = false;
         let mut reaped = 0;
@@ -396,6 +395,7 @@ impl Ring {
             work.run();
         }
         *self.deferred.borrow_mut() = deferred;
+        reaped as usize
     }
 
     /// What the SQ holds (read only, nothing counted).
@@ -409,11 +409,6 @@ impl Ring {
             overflowed: sq.cq_overflow(),
             sq_asleep: self.sqpoll && sq.need_wakeup(),
         }
-    }
-
-    /// Whether the latency budget is the kernel's `min_wait`.
-    pub(crate) fn batches_waits(&self) -> bool {
-        self.min_wait_usec.is_some()
     }
 
     /// Submits what is queued and waits for at least one completion, at most `timeout`
@@ -493,8 +488,9 @@ impl Ring {
 
     /// One turn: handles handoffs, submits, waits at most `timeout`, reaps. Under a latency
     /// budget, SQEs are submitted before the wait, and completions already in the CQ (a send
-    /// finished inside that submission) end the turn without waiting: [`Parked::Ready`].
-    pub(crate) fn turn(&self, mut timeout: Option<Duration>) -> io::Result<Parked> {
+    /// finished inside that submission) end the turn without waiting; otherwise the wait is
+    /// the kernel's `min_wait`, or a wait followed by a nap and a reap of what came meanwhile.
+    pub(crate) fn turn(&self, mut timeout: Option<Duration>) -> io::Result<()> {
         self.run_handoffs();
         // A backlog means the kernel refused SQEs until its completions are reaped: reap, and
         // then do not wait, as tasks were woken.
@@ -503,16 +499,24 @@ impl Ring {
             self.reap(true);
             timeout = Some(Duration::ZERO);
         }
-        if self.submit_before_waiting && timeout != Some(Duration::ZERO) {
+        let budgeted = self.min_wait_usec.is_some() || self.nap.is_some();
+        if budgeted && timeout != Some(Duration::ZERO) {
             self.submit_only()?;
             if self.completions_waiting() {
                 self.reap(true);
-                return Ok(Parked::Ready);
+                return Ok(());
             }
         }
+        let began = self.nap.map(|_| Instant::now());
         self.enter(timeout)?;
-        self.reap(true);
-        Ok(Parked::Waited)
+        let reaped = self.reap(true);
+        if let (Some(nap), Some(began)) = (self.nap, began) {
+            if timeout != Some(Duration::ZERO) && nap.nap(began, reaped, timeout) {
+                self.enter(Some(Duration::ZERO))?;
+                self.reap(true);
+            }
+        }
+        Ok(())
     }
 
     /// Submits what the SQ holds without running the kernel's deferred task work (no

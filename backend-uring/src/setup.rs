@@ -21,7 +21,7 @@ pub struct RingConfig {
     /// The runtime's latency budget, applied as the kernel's `min_wait` where the kernel has
     /// it (`IORING_FEAT_MIN_TIMEOUT`, 6.12+); elsewhere the reactor naps instead.
     pub latency_budget: Option<std::time::Duration>,
-    /// Use the kernel's `min_wait` for the budget where it has it; off, the reactor's nap is
+    /// Use the kernel's `min_wait` for the budget where it has it; off, the driver's nap is
     /// used everywhere (to test the older kernels' path).
     pub kernel_min_wait: bool,
     /// Enter the ring by its registered index (5.18+) rather than its fd.

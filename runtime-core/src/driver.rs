@@ -32,10 +32,11 @@ use crate::scheduler::ReactorHandle;
 ///   an fd becomes ready, the [`Unpark`] handle is used, or `timeout` passes, whichever is first.
 ///   `Some(Duration::ZERO)` must not block. It wakes the waker of every operation it saw finish.
 ///   It may return early for no reason; it must not return `Err` for `EINTR` (a spurious early
-///   return is the right answer to a signal). It says whether it waited ([`Parked`]): a park
-///   that found completions already there once it had submitted (a send the kernel finished
-///   inside the submission) returns [`Parked::Ready`], so that the latency budget does not hold
-///   back the tasks those completions woke.
+///   return is the right answer to a signal). A driver made with a latency budget
+///   ([`LatencyBudget`](crate::LatencyBudget)) applies it here, in a park that may block: a
+///   wait that brought little work goes on until the budget has passed since it began (never
+///   past `timeout`); work already there when the park began (a send the kernel finished inside
+///   the submission) ends it at once.
 /// * [`unparker`](Driver::unparker) returns a handle that, from any thread, makes a current or
 ///   the next `park` return promptly. Deciding *whether* a wake is needed (the reactor may be
 ///   awake) is the executor's job, not the driver's: `unpark` always wakes.
@@ -51,7 +52,7 @@ pub trait Driver: 'static {
     fn name(&self) -> &'static str;
 
     /// Submits queued work and waits for completions, readiness, an unpark or the timeout.
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked>;
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()>;
 
     /// A handle that wakes this driver from any thread.
     fn unparker(&self) -> Arc<dyn Unpark>;
@@ -59,22 +60,6 @@ pub trait Driver: 'static {
     /// Installs this driver as the calling thread's current driver until the guard drops.
     /// `reactor` is the reactor that runs it: its counters, and how to wake it.
     fn enter(&self, reactor: &ReactorHandle) -> EnterGuard;
-
-    /// Whether the driver applies the runtime's latency budget inside its own waits (io_uring
-    /// with `min_wait`), so the reactor need not nap after a park.
-    fn batches_waits(&self) -> bool {
-        false
-    }
-}
-
-/// How a [`Driver::park`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parked {
-    /// It waited for events (or could have, up to its timeout).
-    Waited,
-    /// It did not wait: the work it submitted had completed by the time the submission
-    /// returned, so the tasks that work woke are runnable now.
-    Ready,
 }
 
 /// Wakes a parked driver from any thread.

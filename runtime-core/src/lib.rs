@@ -5,6 +5,7 @@
 //! Nothing here knows about io_uring or epoll; the backends depend on this crate, never the
 //! other way round.
 
+mod budget;
 mod buf;
 pub mod coop;
 mod driver;
@@ -25,8 +26,9 @@ mod task;
 mod timer;
 pub mod waiters;
 
+pub use budget::{LatencyBudget, BATCH};
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
-pub use driver::{not_on_a_reactor, Driver, EnterGuard, Parked, Source, Unpark};
+pub use driver::{not_on_a_reactor, Driver, EnterGuard, Source, Unpark};
 pub use join::{JoinError, JoinHandle};
 pub use lent::Lent;
 pub use metrics::{Metrics, MetricsSnapshot};
@@ -37,6 +39,6 @@ pub use runtime::{
 };
 pub use scheduler::{
     block_on, current_reactor, in_runtime, run_reactor, set_timer_home, spawn, yield_now,
-    ReactorConfig, ReactorHandle, BATCH,
+    ReactorConfig, ReactorHandle,
 };
 pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};

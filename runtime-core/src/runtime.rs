@@ -29,9 +29,6 @@ pub struct RuntimeConfig {
     pub pin_reactors: bool,
     /// The longest one park may wait, whatever the wake strategy (`None`: unbounded).
     pub max_park: Option<std::time::Duration>,
-    /// How long a reactor woken with little work waits for more before it runs its tasks
-    /// (`None`: it runs them at once). See [`ReactorConfig::latency_budget`].
-    pub latency_budget: Option<std::time::Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -43,7 +40,6 @@ impl Default for RuntimeConfig {
             wake: Notify::default(),
             pin_reactors: false,
             max_park: None,
-            latency_budget: None,
         }
     }
 }
@@ -353,7 +349,6 @@ fn reactor_config(config: &RuntimeConfig, index: usize) -> ReactorConfig {
         index,
         wake: config.wake,
         max_park: config.max_park,
-        latency_budget: config.latency_budget,
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use slab::Slab;
 
-use crate::driver::{Driver, Parked, Unpark};
+use crate::driver::{Driver, Unpark};
 use crate::join::{JoinHandle, JoinState};
 use crate::metrics::Metrics;
 use crate::notify::Notify;
@@ -457,18 +457,7 @@ pub struct ReactorConfig {
     pub wake: Notify,
     /// The longest one park may wait, besides what the wake strategy bounds.
     pub max_park: Option<Duration>,
-    /// A blocking park that woke fewer than [`BATCH`] tasks goes on until this long after it
-    /// began, gathering more work, so that one wakeup serves several requests (CPU bought with
-    /// latency); a park whose first event came later than that returns at once. Never past the
-    /// next timer, and never while a task is runnable (the reactor parks without blocking
-    /// then). A driver that batches its waits itself (io_uring with `min_wait`, whose meaning
-    /// this is, [`Driver::batches_waits`]) is left to do it; otherwise the reactor naps and
-    /// collects what came with a second, non-blocking park.
-    pub latency_budget: Option<Duration>,
 }
-
-/// Woken tasks at or above which a park is not extended by the latency budget.
-pub const BATCH: usize = 32;
 
 /// Runs `future` to completion on the calling thread, with `driver` as its reactor's driver;
 /// tasks spawned meanwhile run too. When `future` completes, the tasks still running are
@@ -501,9 +490,6 @@ pub fn run_reactor<D: Driver, F: Future>(
     let installed = Installed::new(&shared);
     let local = &installed.local;
     let max_park = earliest(config.wake.max_park(), config.max_park);
-    let nap_budget = config
-        .latency_budget
-        .filter(|budget| !budget.is_zero() && !driver.batches_waits());
     let mut main = MainTask::new(make_future(handle), &shared);
     loop {
         local.begin_turn();
@@ -512,13 +498,7 @@ pub fn run_reactor<D: Driver, F: Future>(
             return Ok(output);
         }
         let timeout = local.park_timeout(max_park);
-        let parked_at = nap_budget.map(|budget| (budget, Instant::now()));
-        let blocked = park(&mut driver, &shared, timeout)?;
-        if let Some((budget, parked_at)) = parked_at {
-            if blocked && local.run_queue.borrow().len() < BATCH {
-                nap(&mut driver, &shared, budget, timeout, parked_at)?;
-            }
-        }
+        park(&mut driver, &shared, timeout)?;
         shared.timers.fire(Instant::now());
     }
 }
@@ -558,34 +538,9 @@ impl<F: Future> MainTask<F> {
     }
 }
 
-/// The latency budget, where the driver does not batch its waits, with the semantics of the
-/// kernel's `min_wait`: a blocking park that woke little work before `budget` had passed since
-/// it began sleeps until then (never past the park's own deadline, the next timer's) and
-/// collects what came meanwhile with a park that does not block. A park that waited longer
-/// than the budget for its first event (a quiet reactor) returns at once, adding no latency.
-fn nap<D: Driver>(
-    driver: &mut D,
-    shared: &Shared,
-    budget: Duration,
-    timeout: Option<Duration>,
-    parked_at: Instant,
-) -> io::Result<()> {
-    let waited = parked_at.elapsed();
-    let mut left = budget.saturating_sub(waited);
-    if let Some(t) = timeout {
-        left = left.min(t.saturating_sub(waited));
-    }
-    if left.is_zero() {
-        return Ok(());
-    }
-    std::thread::sleep(left);
-    park(driver, shared, Some(Duration::ZERO)).map(drop)
-}
-
 /// Waits in the driver at most `timeout`, announcing the wait to other threads (the parking
-/// protocol) unless it is a poll that does not block. Returns whether it blocked: a park that
-/// could block but found the work it submitted already completed ([`Parked::Ready`]) did not.
-fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -> io::Result<bool> {
+/// protocol) unless it is a poll that does not block.
+fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -> io::Result<()> {
     let blocking = timeout != Some(Duration::ZERO) && shared.park.begin_park();
     if blocking {
         shared.metrics.parks.add_local(1);
@@ -600,7 +555,6 @@ fn park<D: Driver>(driver: &mut D, shared: &Shared, timeout: Option<Duration>) -
     }
     match res {
         Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
-        Ok(Parked::Ready) => Ok(false),
-        _ => Ok(blocking),
+        _ => Ok(()),
     }
 }

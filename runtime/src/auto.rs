@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backend_epoll::{EpollDriver, EpollOpState, EpollSource};
 use backend_uring::{RingDriver, RingOpState, RingSource};
-use runtime_core::{Driver, EnterGuard, Lent, OpCode, Parked, ReactorHandle, Source, Unpark};
+use runtime_core::{Driver, EnterGuard, Lent, OpCode, ReactorHandle, Source, Unpark};
 
 /// Either driver.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl Driver for AutoDriver {
         }
     }
 
-    fn park(&mut self, timeout: Option<Duration>) -> io::Result<Parked> {
+    fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             AutoDriver::Uring(d) => d.park(timeout),
             AutoDriver::Epoll(d) => d.park(timeout),
@@ -53,13 +53,6 @@ impl Driver for AutoDriver {
         match self {
             AutoDriver::Uring(d) => d.unparker(),
             AutoDriver::Epoll(d) => d.unparker(),
-        }
-    }
-
-    fn batches_waits(&self) -> bool {
-        match self {
-            AutoDriver::Uring(d) => d.batches_waits(),
-            AutoDriver::Epoll(d) => d.batches_waits(),
         }
     }
 

@@ -151,6 +151,7 @@ pub struct Builder {
     wake: WakeStrategy,
     ring_entries: Option<u32>,
     off: SwitchedOff,
+    latency_budget: Option<Duration>,
 }
 
 impl Builder {
@@ -219,20 +220,20 @@ impl Builder {
     }
 
     /// Off by default: a reactor runs what a wait woke at once. With a budget, a reactor that
-    /// starts to wait keeps waiting until `budget` has passed, unless many tasks were woken,
-    /// so that one wakeup serves several requests: CPU per request bought with latency (at
+    /// starts to wait keeps waiting until `budget` has passed, unless many completions or ready
+    /// sockets came (32), so that one wakeup serves several requests: CPU per request bought with latency (at
     /// most the budget per request). Work that comes after a reactor has been idle for longer
     /// than the budget is run at once, so a quiet server adds no latency. It never delays a
     /// timer past its deadline, and never holds back work that was runnable before the wait
     /// (the reactor does not block then). On io_uring the kernel does it within the wait (`min_wait`,
-    /// `IORING_FEAT_MIN_TIMEOUT`, Linux 6.12+); on epoll, and on older kernels, the reactor
-    /// naps and then collects what came. `running_backend()` says which.
+    /// `IORING_FEAT_MIN_TIMEOUT`, Linux 6.12+); on epoll, and on older kernels, the driver
+    /// naps after its wait and then collects what came. `running_backend()` says which.
     ///
     /// A park whose own submission completed something (a send the kernel finished at once)
     /// does not wait at all: the task that send woke is runnable work. So a task that awaits
     /// one send after another (a UDP echo loop) is not held back by the budget at each step.
     pub fn latency_budget(mut self, budget: Duration) -> Self {
-        self.config.latency_budget = Some(budget);
+        self.latency_budget = Some(budget);
         self
     }
 
@@ -245,7 +246,7 @@ impl Builder {
     }
 
     /// io_uring: whether a latency budget uses the kernel's `min_wait` where it has it (the
-    /// default); off, the reactor's nap is used, as on kernels before 6.12.
+    /// default); off, the driver's nap is used, as on kernels before 6.12.
     #[doc(hidden)]
     pub fn kernel_min_wait(mut self, on: bool) -> Self {
         self.off.min_wait = !on;
@@ -286,7 +287,7 @@ impl Builder {
         Ok(DriverOptions {
             wake: self.wake,
             ring_entries: self.ring_entries.unwrap_or(256),
-            latency_budget: self.config.latency_budget,
+            latency_budget: self.latency_budget,
             off: self.off.with_env()?,
         })
     }

@@ -59,8 +59,8 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
 }
 
 #[cfg(feature = "epoll")]
-fn epoll() -> io::Result<backend_epoll::EpollDriver> {
-    backend_epoll::EpollDriver::new()
+fn epoll(options: DriverOptions) -> io::Result<backend_epoll::EpollDriver> {
+    Ok(backend_epoll::EpollDriver::new()?.with_latency_budget(options.latency_budget))
 }
 
 #[cfg(not(all(feature = "uring", feature = "epoll")))]
@@ -134,10 +134,10 @@ pub(crate) fn create(
             {
                 let mut reason = why.to_string();
                 if let Some(budget) = options.latency_budget.filter(|b| !b.is_zero()) {
-                    reason += &format!("; latency budget {budget:?} by the reactor's nap");
+                    reason += &format!("; latency budget {budget:?} by the driver's nap");
                 }
                 let info = BackendInfo::new(BackendKind::Epoll, reason);
-                Ok((epoll()?.into(), info))
+                Ok((epoll(options)?.into(), info))
             }
             #[cfg(not(feature = "epoll"))]
             {
