@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use runtime_core::{ops, BufResult, IoBuf, IoBufMut, Source};
-use socket2::SockRef;
+use socket2::{SockAddr, SockRef};
 
 use crate::family::Family;
 use crate::IntoStdError;
@@ -36,6 +36,17 @@ impl<S: Source, F: Family> Stream<S, F> {
             source: Arc::new(source),
             family: PhantomData,
         }
+    }
+
+    /// Registers `socket` (made in the backend's mode) with the calling reactor and connects
+    /// it to `addr`.
+    pub(crate) async fn connect_socket(
+        socket: socket2::Socket,
+        addr: SockAddr,
+    ) -> io::Result<Self> {
+        let source = S::new(socket.into())?;
+        ops::connect(&source, addr).await?;
+        Ok(Stream::from_source(source))
     }
 
     /// Registers a connected socket, in the backend's blocking mode, with the calling reactor.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use runtime_core::{ops, Source};
+use runtime_core::Source;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use crate::family::{Family, Inet};
@@ -215,11 +215,9 @@ impl<S: Source> TcpSocket<S> {
 
     /// Connects to `addr`; registers with the calling reactor.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<Stream<S, Inet>> {
-        let source = S::new(self.socket.into())?;
-        ops::connect(&source, SockAddr::from(addr))
+        Stream::connect_socket(self.socket, SockAddr::from(addr))
             .await
-            .map_err(|e| io::Error::new(e.kind(), format!("connect {addr}: {e}")))?;
-        Ok(Stream::from_source(source))
+            .map_err(|e| io::Error::new(e.kind(), format!("connect {addr}: {e}")))
     }
 }
 
@@ -321,10 +319,8 @@ impl<S: Source> Stream<S, Inet> {
     /// address.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
         each_addr(&addr, |addr| async move {
-            let socket = TcpSocket::<S>::new_for(addr)?;
-            let source = S::new(socket.socket.into())?;
-            ops::connect(&source, SockAddr::from(addr)).await?;
-            Ok(Stream::from_source(source))
+            let socket = TcpSocket::<S>::new_for(addr)?.socket;
+            Stream::connect_socket(socket, SockAddr::from(addr)).await
         })
         .await
     }
@@ -379,7 +375,6 @@ impl<S: Source> Stream<S, Inet> {
         interval: Option<Duration>,
         retries: Option<u32>,
     ) -> io::Result<()> {
-        self.socket().set_keepalive(true)?;
         set_keepalive_params(&self.socket(), time, interval, retries)
     }
 }

@@ -119,11 +119,9 @@ impl<S: Source> Stream<S, Unix> {
 
     /// Connects to `addr`.
     pub async fn connect_addr(addr: &UnixAddr) -> io::Result<Self> {
-        let source = S::new(unix_socket::<S>(Type::STREAM)?.into())?;
-        ops::connect(&source, addr.sock_addr().clone())
+        Stream::connect_socket(unix_socket::<S>(Type::STREAM)?, addr.sock_addr().clone())
             .await
-            .map_err(|e| io::Error::new(e.kind(), format!("connect {addr:?}: {e}")))?;
-        Ok(Stream::from_source(source))
+            .map_err(|e| io::Error::new(e.kind(), format!("connect {addr:?}: {e}")))
     }
 
     /// Two connected streams, registered with the calling reactor.
