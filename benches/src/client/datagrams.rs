@@ -7,11 +7,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::client::{LoadResult, LoadSpec};
+use crate::client::{LoadResult, LoadSpec, Window};
 
 struct Client {
     socket: UdpSocket,
@@ -63,26 +62,20 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut clients = connect_all(cfg.addr, cfg.connections, &poll)?;
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .map_err(|e| io::Error::other(e.to_string()))?;
     let mut scheduled: Vec<Instant> = Vec::new();
     let mut answered: Vec<bool> = Vec::new();
     let mut scratch = vec![0u8; 65_536];
 
-    let start = Instant::now();
-    let measure_from = start + cfg.warmup;
-    let end = measure_from + cfg.measure;
-    let mut next_send = start;
-    let (mut sent, mut completed, mut completed_total, mut late) = (0u64, 0u64, 0u64, 0u64);
+    let mut window = Window::new(cfg)?;
+    let end = window.end;
+    let mut next_send = window.start;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         while next_send <= now && next_send < end {
-            if now - next_send > Duration::from_millis(1) {
-                late += 1;
-            }
+            window.sent(next_send, now);
             let seq = scheduled.len();
             scheduled.push(next_send);
             answered.push(false);
@@ -91,9 +84,6 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
             let client = &mut clients[seq % cfg.connections];
             client.unsent.push_back(datagram);
             client.flush()?;
-            if next_send >= measure_from {
-                sent += 1;
-            }
             next_send += interval;
         }
         poll.poll(&mut events, Some(Duration::ZERO))?;
@@ -120,21 +110,9 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
                         io::Error::new(io::ErrorKind::InvalidData, "a reply matching no request")
                     })?;
                 answered[seq] = true;
-                completed_total += 1;
-                if scheduled[seq] >= measure_from {
-                    completed += 1;
-                    let us = (done_at - scheduled[seq]).as_micros().max(1) as u64;
-                    latency.saturating_record(us);
-                }
+                window.completed(scheduled[seq], done_at);
             }
         }
     }
-    Ok(LoadResult {
-        completed,
-        completed_total,
-        sent,
-        latency_us: latency,
-        window: cfg.measure,
-        client_saturated: late * 100 > sent.max(1),
-    })
+    Ok(window.finish(true))
 }

@@ -79,6 +79,73 @@ pub struct LoadResult {
     pub client_saturated: bool,
 }
 
+/// A run's schedule and what it counted: sends and replies in the measured window, the
+/// latencies of those replies, and sends made late.
+pub(crate) struct Window {
+    pub(crate) start: Instant,
+    pub(crate) measure_from: Instant,
+    pub(crate) end: Instant,
+    measure: Duration,
+    latency: Histogram<u64>,
+    sent: u64,
+    completed: u64,
+    completed_total: u64,
+    late: u64,
+}
+
+impl Window {
+    /// Starting now: `spec.warmup`, then `spec.measure` measured.
+    pub(crate) fn new(spec: &LoadSpec) -> io::Result<Self> {
+        let start = Instant::now();
+        let measure_from = start + spec.warmup;
+        Ok(Window {
+            start,
+            measure_from,
+            end: measure_from + spec.measure,
+            measure: spec.measure,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .map_err(|e| io::Error::other(e.to_string()))?,
+            sent: 0,
+            completed: 0,
+            completed_total: 0,
+            late: 0,
+        })
+    }
+
+    /// A request scheduled for `at` went out at `now` (more than a millisecond after: late).
+    pub(crate) fn sent(&mut self, at: Instant, now: Instant) {
+        if now - at > Duration::from_millis(1) {
+            self.late += 1;
+        }
+        if at >= self.measure_from {
+            self.sent += 1;
+        }
+    }
+
+    /// The reply to the request scheduled for `scheduled` came at `done_at`.
+    pub(crate) fn completed(&mut self, scheduled: Instant, done_at: Instant) {
+        self.completed_total += 1;
+        if scheduled >= self.measure_from {
+            self.completed += 1;
+            let us = (done_at - scheduled).as_micros().max(1) as u64;
+            self.latency.saturating_record(us);
+        }
+    }
+
+    /// The result; `scheduled`: sends kept a schedule, which more than 1% of them over a
+    /// millisecond late says the client could not keep (it, not the server, was the limit).
+    pub(crate) fn finish(self, scheduled: bool) -> LoadResult {
+        LoadResult {
+            completed: self.completed,
+            completed_total: self.completed_total,
+            sent: self.sent,
+            latency_us: self.latency,
+            window: self.measure,
+            client_saturated: scheduled && self.late * 100 > self.sent.max(1),
+        }
+    }
+}
+
 struct Conn {
     stream: TcpStream,
     /// Scheduled send times of requests not yet answered.
@@ -146,8 +213,6 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
     let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
     let message = cfg.request.clone();
     let mut scratch = vec![0u8; 64 * 1024];
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .map_err(|e| io::Error::other(e.to_string()))?;
 
     // Closed loop: fill every connection's window once, then send one per reply.
     if depth > 0 {
@@ -160,13 +225,10 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
             conn.flush()?;
         }
     }
-    let start = Instant::now();
-    let measure_from = start + cfg.warmup;
-    let end = measure_from + cfg.measure;
-    let mut next_send = start;
+    let mut window = Window::new(cfg)?;
+    let end = window.end;
+    let mut next_send = window.start;
     let mut next_conn = 0usize;
-    let (mut sent, mut completed, mut completed_total) = (0u64, 0u64, 0u64);
-    let mut late = 0u64;
 
     loop {
         let now = Instant::now();
@@ -174,18 +236,13 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
             break;
         }
         while depth == 0 && next_send <= now && next_send < end {
-            if now - next_send > Duration::from_millis(1) {
-                late += 1;
-            }
+            window.sent(next_send, now);
             let n_conns = conns.len();
             let conn = &mut conns[next_conn];
             next_conn = (next_conn + 1) % n_conns;
             conn.outstanding.push_back(next_send);
             conn.unsent.extend_from_slice(&message);
             conn.flush()?;
-            if next_send >= measure_from {
-                sent += 1;
-            }
             next_send += interval;
         }
         // The open loop spins to keep its schedule; the closed loop can wait for replies.
@@ -222,32 +279,17 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
                     let scheduled = conn.outstanding.pop_front().ok_or_else(|| {
                         io::Error::new(io::ErrorKind::InvalidData, "reply without a request")
                     })?;
-                    completed_total += 1;
-                    if scheduled >= measure_from {
-                        completed += 1;
-                        let us = (done_at - scheduled).as_micros().max(1) as u64;
-                        latency.saturating_record(us);
-                    }
+                    window.completed(scheduled, done_at);
                     if depth > 0 && done_at < end {
                         conn.outstanding.push_back(done_at);
                         conn.unsent.extend_from_slice(&message);
-                        if done_at >= measure_from {
-                            sent += 1;
-                        }
+                        window.sent(done_at, done_at);
                     }
                 }
                 conn.flush()?;
             }
         }
     }
-    Ok(LoadResult {
-        completed,
-        completed_total,
-        sent,
-        latency_us: latency,
-        window: cfg.measure,
-        // More than 1% of sends over a millisecond late: the client could not keep the schedule.
-        // (A closed loop has no schedule; its client is never flagged.)
-        client_saturated: depth == 0 && late * 100 > sent.max(1),
-    })
+    // A closed loop has no schedule: its client is never flagged.
+    Ok(window.finish(depth == 0))
 }
