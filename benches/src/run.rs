@@ -3,13 +3,15 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::client::{run_load, LoadSpec, Mode};
+use crate::client::{run_load, LoadSpec, Mode, WindowHook};
 use crate::cpu::{self, process_cpu_time};
 use crate::progress::Progress;
 use crate::report::{
-    ablation, budget_curve, text_table, writer, Counters, Sample, ServerResult, WorkloadResult,
+    ablation, budget_curve, median, text_table, writer, Counters, Sample, ServerResult,
+    WorkloadResult,
 };
 use crate::servers::{ServerKind, ServerProcess};
 use crate::syscalls::{self, SyscallCount};
@@ -56,6 +58,7 @@ fn spec(w: &Workload, addr: std::net::SocketAddr, warmup: Duration, measure: Dur
         response_len: w.response_len,
         warmup,
         measure,
+        on_window: None,
     }
 }
 
@@ -112,13 +115,28 @@ fn measure(kind: ServerKind, w: &Workload, plan: &Plan, server_cpu: usize) -> io
     })
 }
 
-/// Syscalls per request of `kind` on `w`, counted by `perf` over a short run of its own.
+/// Syscalls per request of `kind` on `w`, counted by `perf` over the measured window of a short
+/// run of its own (connection setup and warm-up left out).
 fn count_syscalls(kind: ServerKind, w: &Workload, window: Duration, cpu: usize) -> io::Result<f64> {
     let server = ServerProcess::start(kind, w.protocol, w.work, cpu)?;
-    let counter = SyscallCount::attach(server.pid())?;
-    let result = run_load(&spec(w, server.addr, Duration::from_millis(200), window));
+    let counter = Arc::new(Mutex::new(SyscallCount::attach(server.pid())?));
+    let mut load = spec(w, server.addr, Duration::from_millis(200), window);
+    let hook = counter.clone();
+    load.on_window = Some(WindowHook(Arc::new(move |open| {
+        let mut counter = hook.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if open {
+            counter.enable()
+        } else {
+            counter.disable()
+        }
+    })));
+    let result = run_load(&load);
+    drop(load);
+    let counter = Arc::into_inner(counter)
+        .and_then(|m| m.into_inner().ok())
+        .ok_or_else(|| io::Error::other("syscall counter still shared"))?;
     let count = counter.finish()?;
-    Ok(count as f64 / result?.completed_total.max(1) as f64)
+    Ok(count as f64 / result?.completed.max(1) as f64)
 }
 
 /// Runs every workload of `plan`, prints its tables, and writes its report if told where.
@@ -149,7 +167,7 @@ pub fn run(plan: &Plan) -> io::Result<()> {
     };
     let mut progress = Progress::new(
         per_run * (runs * plan.repeats) as u32
-            + per_perf_run * runs as u32
+            + per_perf_run * (runs * plan.repeats) as u32
             + writer::WAKE_LATENCY_COST * latency_cases as u32,
     );
     let mut results = Vec::new();
@@ -164,6 +182,7 @@ pub fn run(plan: &Plan) -> io::Result<()> {
                 syscalls_per_request: None,
             })
             .collect();
+        let mut syscalls = vec![Vec::new(); w.servers.len()];
         for repeat in 0..plan.repeats {
             for kind in shuffled(&w.servers, (repeat * 31 + wi) as u64) {
                 let i = w.servers.iter().position(|k| *k == kind).expect("listed");
@@ -177,14 +196,22 @@ pub fn run(plan: &Plan) -> io::Result<()> {
                 servers[i].samples.push(measure(kind, w, plan, server_cpu)?);
                 progress.finish(per_run);
             }
-        }
-        if let Some(window) = perf {
-            for (i, kind) in w.servers.iter().enumerate() {
-                progress.start(&format!("{} | syscalls | {}", w.name, kind.name()));
-                servers[i].syscalls_per_request =
-                    Some(count_syscalls(*kind, w, window, server_cpu)?);
+            let Some(window) = perf else { continue };
+            for kind in shuffled(&w.servers, (repeat * 17 + wi) as u64) {
+                let i = w.servers.iter().position(|k| *k == kind).expect("listed");
+                progress.start(&format!(
+                    "{} | syscalls {}/{} | {}",
+                    w.name,
+                    repeat + 1,
+                    plan.repeats,
+                    kind.name()
+                ));
+                syscalls[i].push(count_syscalls(kind, w, window, server_cpu)?);
                 progress.finish(per_perf_run);
             }
+        }
+        for (server, counts) in servers.iter_mut().zip(&syscalls) {
+            server.syscalls_per_request = (!counts.is_empty()).then(|| median(counts));
         }
         progress.clear();
         let result = WorkloadResult {

@@ -33,7 +33,7 @@ use runtime::Backend;
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
        compare --doctor   (what this machine's io_uring offers, and the backend a runtime would use)
        compare serve <server> <echo|http|hyper|udp> --cpu N [--work-us N]
-       compare drive <addr> <rate> <connections> <seconds>   (load an already running server)
+       compare drive <addr> <rate|closed[:depth]> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll
          ours-<backend>~<N>us (a latency budget), ours-uring!<fast path> (switched off)
 --only ablation: each io_uring fast path off and on; --only \"latency budget\": the budget curve
@@ -107,13 +107,20 @@ fn drive(args: &[String]) -> io::Result<()> {
     let load = LoadSpec {
         addr: addr.parse().map_err(|_| bad())?,
         connections: connections.parse().map_err(|_| bad())?,
-        mode: Mode::Open {
-            rate: rate.parse().map_err(|_| bad())?,
+        mode: match rate.strip_prefix("closed") {
+            Some("") => Mode::Closed { depth: 1 },
+            Some(depth) => Mode::Closed {
+                depth: depth.trim_start_matches(':').parse().map_err(|_| bad())?,
+            },
+            None => Mode::Open {
+                rate: rate.parse().map_err(|_| bad())?,
+            },
         },
         request: vec![b'x'; 64],
         response_len: 64,
         warmup: Duration::from_millis(200),
         measure: Duration::from_secs(seconds.parse().map_err(|_| bad())?),
+        on_window: None,
     };
     let r = run_load(&load)?;
     println!(

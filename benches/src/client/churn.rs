@@ -5,11 +5,10 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::client::{LoadResult, LoadSpec};
+use crate::client::{LoadResult, LoadSpec, Window};
 
 /// One slot's connection in progress.
 struct Attempt {
@@ -64,17 +63,12 @@ fn open(spec: &LoadSpec, poll: &Poll, slot: usize) -> io::Result<Attempt> {
 pub(crate) fn run_churn(spec: &LoadSpec) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .map_err(|e| io::Error::other(e.to_string()))?;
     let mut slots = (0..spec.connections)
         .map(|i| open(spec, &poll, i))
         .collect::<io::Result<Vec<_>>>()?;
     let mut scratch = vec![0u8; 64 * 1024];
-    let start = Instant::now();
-    let measure_from = start + spec.warmup;
-    let end = measure_from + spec.measure;
-    let (mut sent, mut completed, mut completed_total) = (0u64, 0u64, 0u64);
-    while Instant::now() < end {
+    let mut window = Window::new(spec)?;
+    while Instant::now() < window.end {
         poll.poll(&mut events, Some(Duration::from_millis(10)))?;
         for event in events.iter() {
             let slot = event.token().0;
@@ -101,24 +95,13 @@ pub(crate) fn run_churn(spec: &LoadSpec) -> io::Result<LoadResult> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
             }
             if a.received == spec.response_len {
-                let now = Instant::now();
-                completed_total += 1;
-                if a.started >= measure_from {
-                    completed += 1;
-                    sent += 1;
-                    latency.saturating_record((now - a.started).as_micros().max(1) as u64);
-                }
+                // Sent at its connect: each request counts as sent when it completes.
+                window.sent(a.started, a.started)?;
+                window.completed(a.started, Instant::now())?;
                 let mut done = std::mem::replace(a, open(spec, &poll, slot)?);
                 poll.registry().deregister(&mut done.stream)?;
             }
         }
     }
-    Ok(LoadResult {
-        completed,
-        completed_total,
-        sent,
-        latency_us: latency,
-        window: spec.measure,
-        client_saturated: false,
-    })
+    window.finish(false)
 }

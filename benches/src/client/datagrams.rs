@@ -75,7 +75,7 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
             break;
         }
         while next_send <= now && next_send < end {
-            window.sent(next_send, now);
+            window.sent(next_send, now)?;
             let seq = scheduled.len();
             scheduled.push(next_send);
             answered.push(false);
@@ -110,9 +110,9 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
                         io::Error::new(io::ErrorKind::InvalidData, "a reply matching no request")
                     })?;
                 answered[seq] = true;
-                window.completed(scheduled[seq], done_at);
+                window.completed(scheduled[seq], done_at)?;
             }
         }
     }
-    Ok(window.finish(true))
+    window.finish(true)
 }

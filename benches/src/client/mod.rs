@@ -60,6 +60,19 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// Time measured.
     pub measure: Duration,
+    /// Told when the measured window opens and when it closes.
+    pub on_window: Option<WindowHook>,
+}
+
+/// What a run calls when its measured window opens (`true`) and closes (`false`), from the
+/// client's thread: the syscall count is enabled for that window alone.
+#[derive(Clone)]
+pub struct WindowHook(pub std::sync::Arc<dyn Fn(bool) -> io::Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for WindowHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowHook")
+    }
 }
 
 /// What one run saw.
@@ -91,6 +104,8 @@ pub(crate) struct Window {
     completed: u64,
     completed_total: u64,
     late: u64,
+    hook: Option<WindowHook>,
+    opened: bool,
 }
 
 impl Window {
@@ -109,40 +124,61 @@ impl Window {
             completed: 0,
             completed_total: 0,
             late: 0,
+            hook: spec.on_window.clone(),
+            opened: false,
         })
     }
 
+    /// Tells the hook, once, that the measured window has opened by `now`.
+    fn reached(&mut self, now: Instant) -> io::Result<()> {
+        if !self.opened && now >= self.measure_from {
+            self.opened = true;
+            if let Some(hook) = &self.hook {
+                (hook.0)(true)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A request scheduled for `at` went out at `now` (more than a millisecond after: late).
-    pub(crate) fn sent(&mut self, at: Instant, now: Instant) {
+    pub(crate) fn sent(&mut self, at: Instant, now: Instant) -> io::Result<()> {
+        self.reached(now)?;
         if now - at > Duration::from_millis(1) {
             self.late += 1;
         }
         if at >= self.measure_from {
             self.sent += 1;
         }
+        Ok(())
     }
 
     /// The reply to the request scheduled for `scheduled` came at `done_at`.
-    pub(crate) fn completed(&mut self, scheduled: Instant, done_at: Instant) {
+    pub(crate) fn completed(&mut self, scheduled: Instant, done_at: Instant) -> io::Result<()> {
+        self.reached(done_at)?;
         self.completed_total += 1;
         if scheduled >= self.measure_from {
             self.completed += 1;
             let us = (done_at - scheduled).as_micros().max(1) as u64;
             self.latency.saturating_record(us);
         }
+        Ok(())
     }
 
     /// The result; `scheduled`: sends kept a schedule, which more than 1% of them over a
     /// millisecond late says the client could not keep (it, not the server, was the limit).
-    pub(crate) fn finish(self, scheduled: bool) -> LoadResult {
-        LoadResult {
+    pub(crate) fn finish(mut self, scheduled: bool) -> io::Result<LoadResult> {
+        self.reached(self.end)?;
+        if let Some(hook) = &self.hook {
+            (hook.0)(false)?;
+        }
+        Ok(LoadResult {
             completed: self.completed,
             completed_total: self.completed_total,
             sent: self.sent,
             latency_us: self.latency,
             window: self.measure,
             client_saturated: scheduled && self.late * 100 > self.sent.max(1),
-        }
+        })
     }
 }
 
@@ -236,7 +272,7 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
             break;
         }
         while depth == 0 && next_send <= now && next_send < end {
-            window.sent(next_send, now);
+            window.sent(next_send, now)?;
             let n_conns = conns.len();
             let conn = &mut conns[next_conn];
             next_conn = (next_conn + 1) % n_conns;
@@ -279,11 +315,11 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
                     let scheduled = conn.outstanding.pop_front().ok_or_else(|| {
                         io::Error::new(io::ErrorKind::InvalidData, "reply without a request")
                     })?;
-                    window.completed(scheduled, done_at);
+                    window.completed(scheduled, done_at)?;
                     if depth > 0 && done_at < end {
                         conn.outstanding.push_back(done_at);
                         conn.unsent.extend_from_slice(&message);
-                        window.sent(done_at, done_at);
+                        window.sent(done_at, done_at)?;
                     }
                 }
                 conn.flush()?;
@@ -291,5 +327,5 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
         }
     }
     // A closed loop has no schedule: its client is never flagged.
-    Ok(window.finish(depth == 0))
+    window.finish(depth == 0)
 }
