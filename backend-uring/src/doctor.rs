@@ -250,7 +250,7 @@ fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
 }
 
 fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
-    match BufferRings::register(ring) {
+    match BufferRings::register(ring, true) {
         Ok(rings) => {
             report.add(
                 "buffer ring (stream)",
@@ -258,6 +258,17 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
                 "registered: reads go through one multishot receive per socket (a kernel \
                  before 6.0 refuses multishot with EINVAL, and reads fall back to one-shot)",
             );
+            let (ok, detail) = match rings.bundles {
+                true => (
+                    true,
+                    "stream receives are bundles: one completion for the buffers a receive fills",
+                ),
+                false => (
+                    false,
+                    "no IORING_FEAT_RECVSEND_BUNDLE (6.10+): one completion per buffer",
+                ),
+            };
+            report.add("receive bundles", ok, detail);
             let (ok, detail) = match &rings.datagram {
                 Some(_) => (
                     true,

@@ -52,16 +52,26 @@ impl RingDriver {
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
         let buffers = match config.multishot_receive {
-            true => BufferRings::register(&built.ring).ok().map(Arc::new),
+            true => BufferRings::register(&built.ring, config.receive_bundles)
+                .ok()
+                .map(Arc::new),
             false => None,
         };
+        let mut description = built.description;
+        match &buffers {
+            Some(b) if b.bundles => description += "; receive bundles",
+            Some(_) if config.receive_bundles => {
+                description +=
+                    "; no receive bundles (the kernel lacks IORING_FEAT_RECVSEND_BUNDLE, 6.10+)"
+            }
+            _ => {}
+        }
         let shared = Arc::new(RingShared::new(
             id,
             built.ring.as_raw_fd(),
             buffers,
             config.wake,
         ));
-        let mut description = built.description;
         let budget = config.latency_budget.filter(|b| !b.is_zero());
         let min_wait = match budget {
             Some(b) if config.kernel_min_wait && built.ring.params().is_feature_min_timeout() => {

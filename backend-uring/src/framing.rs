@@ -11,6 +11,7 @@ use io_uring::{opcode, squeue, types};
 use runtime_core::OpKind;
 use socket2::{Domain, SockRef, Type};
 
+use crate::multishot::MAX_QUEUED;
 use crate::provided::{DATAGRAM, STREAM};
 
 /// The header a datagram multishot receive is armed with: room for any address, no control
@@ -88,15 +89,42 @@ impl Framing {
         Framing::Datagram(Box::new(Template(msg)))
     }
 
-    /// The multishot receive's SQE (user data to be set).
-    pub(crate) fn arm(&self, fd: i32) -> squeue::Entry {
+    /// The multishot receive's SQE (user data to be set); a stream's as a bundle if `bundles`.
+    pub(crate) fn arm(&self, fd: i32, bundles: bool) -> squeue::Entry {
         match self {
             Framing::Datagram(template) => {
                 opcode::RecvMsgMulti::new(types::Fd(fd), &template.0, DATAGRAM.group).build()
             }
+            _ if bundles => bundle(
+                opcode::RecvMulti::new(types::Fd(fd), STREAM.group)
+                    .len(BUNDLE_BYTES)
+                    .build(),
+            ),
             _ => opcode::RecvMulti::new(types::Fd(fd), STREAM.group).build(),
         }
     }
+}
+
+/// The most one bundle completion carries: the buffers a socket may queue (the kernel's default
+/// is all the socket holds, which one socket could take the whole ring with). A full bundle
+/// then cancels the receive, as that many single-buffer completions would.
+const BUNDLE_BYTES: u32 = (MAX_QUEUED * STREAM.size) as u32;
+
+/// `entry`, a multishot `RECV`, made a bundle (`IORING_RECVSEND_BUNDLE` in its `ioprio`): one
+/// completion for every buffer it fills.
+fn bundle(mut entry: squeue::Entry) -> squeue::Entry {
+    const IORING_RECVSEND_BUNDLE: u16 = 1 << 4;
+    /// Where `ioprio` lies in `struct io_uring_sqe`: after `opcode` and `flags`, one byte each.
+    const IOPRIO_OFFSET: usize = 2;
+    let sqe = std::ptr::addr_of_mut!(entry).cast::<u8>();
+    // SAFETY: `squeue::Entry` is a `repr(C)` wrapper of the kernel's `io_uring_sqe`, whose u16
+    // `ioprio` is at byte 2 (the kernel's ABI); `entry` is 8-byte aligned, so the field is
+    // aligned, and it is written in place while `entry` is exclusively ours.
+    unsafe {
+        let ioprio = sqe.add(IOPRIO_OFFSET).cast::<u16>();
+        ioprio.write(ioprio.read() | IORING_RECVSEND_BUNDLE);
+    }
+    entry
 }
 
 /// Copies the datagram in `buffer` (as a multishot `RECVMSG` wrote it) into the memory of the
@@ -157,4 +185,27 @@ pub(crate) unsafe fn copy_datagram(
         copied
     };
     Ok((result as u32, flags & libc::MSG_PEEK == 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(entry: squeue::Entry) -> [u8; 64] {
+        // SAFETY: `squeue::Entry` is a `repr(C)` wrapper of the 64-byte `io_uring_sqe`, every
+        // byte of which the opcode builders initialise (they start from zeroes).
+        unsafe { mem::transmute::<squeue::Entry, [u8; 64]>(entry) }
+    }
+
+    #[test]
+    fn a_bundle_is_the_crates_bundle_opcode_with_a_length() {
+        let fd = types::Fd(3);
+        let ours = bytes(bundle(opcode::RecvMulti::new(fd, 5).len(100).build()));
+        let mut crates = bytes(opcode::RecvMultiBundle::new(fd, 5).build());
+        // The crate's bundle has no length; `len` is the u32 at byte 24.
+        crates[24..28].copy_from_slice(&100u32.to_ne_bytes());
+        assert_eq!(ours, crates);
+        let plain = bytes(opcode::RecvMulti::new(fd, 5).len(100).build());
+        assert_ne!(ours, plain);
+    }
 }

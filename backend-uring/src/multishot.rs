@@ -29,7 +29,7 @@ use crate::provided::{BufferRings, ProvidedBuffers};
 use crate::user_data::UserData;
 
 /// Buffers a socket may hold before its receive is cancelled.
-const MAX_QUEUED: usize = 8;
+pub(crate) const MAX_QUEUED: usize = 8;
 
 /// A buffer the kernel filled, partly read perhaps.
 struct Filled {
@@ -169,7 +169,7 @@ impl RecvQueue {
         }
         st.armed = true;
         st.add_waiter(waker);
-        let entry = st.framing.arm(fd);
+        let entry = st.framing.arm(fd, self.rings.bundles);
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
         let user_data = UserData::Receive(Arc::into_raw(self.clone()) as usize).encode();
@@ -253,6 +253,8 @@ impl RecvQueue {
 pub(crate) struct Completion {
     /// The receive is over: the SQE's strong count was released.
     pub(crate) finished: bool,
+    /// The completion was a bundle: it named more than one buffer.
+    pub(crate) bundle: bool,
     /// The socket's queue is full: submit this cancel.
     pub(crate) cancel: Option<squeue::Entry>,
     /// The reader to wake, once the driver has finished with the completion queue.
@@ -274,13 +276,20 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     // latest), per the caller's promise.
     let queue = unsafe { &*ptr };
     let mut st = queue.state.lock();
+    let mut buffers = 0;
     if result > 0 {
         match cqueue::buffer_select(flags) {
-            Some(bid) => st.filled.push_back(Filled {
-                bid,
-                len: result as usize,
-                taken: 0,
-            }),
+            Some(bid) => {
+                let QueueState {
+                    filled, framing, ..
+                } = &mut *st;
+                queue
+                    .buffers(framing)
+                    .filled_by(bid, result as usize, |bid, len| {
+                        buffers += 1;
+                        filled.push_back(Filled { bid, len, taken: 0 })
+                    })
+            }
             None => st.end = Some(-libc::EIO),
         }
     } else if result == 0 {
@@ -309,6 +318,7 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     }
     Completion {
         finished: !more,
+        bundle: buffers > 1,
         cancel,
         waiter,
         more_waiters,

@@ -57,15 +57,19 @@ pub(crate) const DATAGRAM: Shape = Shape {
 pub(crate) struct BufferRings {
     pub(crate) stream: ProvidedBuffers,
     pub(crate) datagram: Option<ProvidedBuffers>,
+    /// Stream receives are armed as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+): one completion
+    /// names every buffer the receive filled.
+    pub(crate) bundles: bool,
 }
 
 impl BufferRings {
-    /// Registers both rings with `ring`; fails if the stream ring is refused (kernels before
-    /// 5.19).
-    pub(crate) fn register(ring: &IoUring) -> io::Result<Self> {
+    /// Registers both rings with `ring`, with receive bundles if `bundles` and the kernel has
+    /// them; fails if the stream ring is refused (kernels before 5.19).
+    pub(crate) fn register(ring: &IoUring, bundles: bool) -> io::Result<Self> {
         Ok(BufferRings {
             stream: ProvidedBuffers::register(ring, STREAM, 0)?,
             datagram: ProvidedBuffers::register(ring, DATAGRAM, 0).ok(),
+            bundles: bundles && ring.params().is_feature_recvsend_bundle(),
         })
     }
 
@@ -102,17 +106,34 @@ pub(crate) struct ProvidedBuffers {
     pub(crate) shape: Shape,
     entries: *mut RawEntry,
     memory: *mut u8,
-    /// The tail the producer has published so far, under the producer lock.
-    tail: Mutex<u16>,
+    /// The producer's side, under its lock.
+    producer: Mutex<Producer>,
     /// Multishot receive was refused by the kernel (`EINVAL`): do not arm it again.
     refused: AtomicBool,
 }
 
+/// What the single producer keeps: the tail published so far, and the order buffers were
+/// published in (a bundle completion names its first buffer only, and the rest are those
+/// published after it).
+///
+/// `published` remembers the last `2 * count` publications. A bundle's buffers are not given
+/// back before its completion is handled, and completions come in the order the kernel took
+/// buffers, but for a few that the kernel posts at the end of a batch; so fewer than `count`
+/// buffers can be published again between a bundle's taking and its completion, and its
+/// entries of `published` are still there.
+struct Producer {
+    tail: u16,
+    /// Buffer id by publication index, modulo `2 * count`.
+    published: Box<[u16]>,
+    /// Publication index by buffer id.
+    published_at: Box<[u16]>,
+}
+
 // SAFETY: the raw pointers are to heap allocations owned by this value (its invariant); entries
-// are written only under the `tail` lock and buffers are only read by the one holder of their
+// are written only under the `producer` lock and buffers are only read by the one holder of their
 // id, so sharing across threads is sound.
 unsafe impl Send for ProvidedBuffers {}
-// SAFETY: as for `Send`: every mutation goes through the `tail` lock.
+// SAFETY: as for `Send`: every mutation goes through the `producer` lock.
 unsafe impl Sync for ProvidedBuffers {}
 
 impl Shape {
@@ -156,7 +177,11 @@ impl ProvidedBuffers {
             shape,
             entries,
             memory,
-            tail: Mutex::new(0),
+            producer: Mutex::new(Producer {
+                tail: 0,
+                published: vec![0; 2 * usize::from(shape.count)].into_boxed_slice(),
+                published_at: vec![0; usize::from(shape.count)].into_boxed_slice(),
+            }),
             refused: AtomicBool::new(false),
         };
         // SAFETY: `entries` holds `shape.count` page-aligned entries and lives as long as
@@ -189,29 +214,56 @@ impl ProvidedBuffers {
         unsafe { std::slice::from_raw_parts(self.memory.add(usize::from(bid) * size), len) }
     }
 
+    /// Calls `each` with the buffers a receive completion of `len` bytes filled, first `bid`,
+    /// and the bytes each holds, in order: one buffer, or for a bundle the buffers published
+    /// after `bid` (the kernel takes a bundle's buffers in ring order from `bid`, and fills
+    /// every one but the last).
+    ///
+    /// A completion of this ring must have named `bid` with result `len`, and none of the
+    /// buffers it filled may have been given back since; otherwise the buffers named are wrong
+    /// (but are the ring's, so reading them is still sound).
+    pub(crate) fn filled_by(&self, bid: u16, len: usize, mut each: impl FnMut(u16, usize)) {
+        let size = self.shape.size;
+        let n = len.div_ceil(size);
+        if n <= 1 {
+            return each(bid, len);
+        }
+        let producer = self.producer.lock();
+        let first = producer.published_at[usize::from(bid)];
+        let mask = producer.published.len() - 1;
+        for i in 0..n {
+            let at = usize::from(first.wrapping_add(i as u16)) & mask;
+            each(producer.published[at], (len - i * size).min(size));
+        }
+    }
+
     /// Returns buffer `bid` to the kernel. The caller must not read it afterwards.
     pub(crate) fn give_back(&self, bid: u16) {
-        let mut tail = self.tail.lock();
+        let mut producer = self.producer.lock();
         let Shape { count, size, .. } = self.shape;
         let mask = count - 1;
+        let tail = producer.tail;
         // SAFETY: the index is masked into the ring; only the holder of the lock writes entries
         // (the single producer), the kernel reads an entry only once the tail covers it, and
         // the fields are written through raw pointers (never a reference to the entry, whose
         // neighbour field may be the tail the kernel reads).
         unsafe {
-            let entry = self.entries.add(usize::from(*tail & mask));
+            let entry = self.entries.add(usize::from(tail & mask));
             let addr = self.memory.add(usize::from(bid) * size) as u64;
             std::ptr::addr_of_mut!((*entry).addr).write(addr);
             std::ptr::addr_of_mut!((*entry).len).write(size as u32);
             std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
-        *tail = tail.wrapping_add(1);
+        let at = usize::from(tail) & (producer.published.len() - 1);
+        producer.published[at] = bid;
+        producer.published_at[usize::from(bid)] = tail;
+        producer.tail = tail.wrapping_add(1);
         // SAFETY: the tail is entry 0's `resv` field, aligned for a u16 and only accessed
         // atomically; the kernel reads it with acquire ordering, so the entry written above is
         // visible before the new tail.
         let tail_field =
             unsafe { &*std::ptr::addr_of_mut!((*self.entries).resv).cast::<AtomicU16>() };
-        tail_field.store(*tail, Ordering::Release);
+        tail_field.store(producer.tail, Ordering::Release);
     }
 
     /// Whether multishot receives may be armed on this ring.

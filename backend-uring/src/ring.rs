@@ -359,6 +359,9 @@ impl Ring {
                 // SAFETY: receive user data is only made by `RecvQueue::poll_read`, and a
                 // receive's CQEs end with the one that has no `F_MORE` (handled once here).
                 let done = unsafe { multishot::complete(addr, result, cqe.flags()) };
+                if done.bundle {
+                    self.with_metrics(|m| m.receive_bundles.add_local(1));
+                }
                 if done.finished {
                     self.multishots_in_flight
                         .set(self.multishots_in_flight.get() - 1);

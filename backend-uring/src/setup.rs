@@ -18,6 +18,9 @@ pub struct RingConfig {
     /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
     /// caller's buffer.
     pub multishot_receive: bool,
+    /// Arm stream receives as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+) where the kernel has
+    /// them: one completion names every buffer a receive filled.
+    pub receive_bundles: bool,
     /// The runtime's latency budget, applied as the kernel's `min_wait` where the kernel has
     /// it (`IORING_FEAT_MIN_TIMEOUT`, 6.12+); elsewhere the reactor naps instead.
     pub latency_budget: Option<std::time::Duration>,
@@ -36,6 +39,7 @@ impl Default for RingConfig {
             entries: 256,
             wake: RingWake::default(),
             multishot_receive: true,
+            receive_bundles: true,
             latency_budget: None,
             kernel_min_wait: true,
             registered_ring_fd: true,

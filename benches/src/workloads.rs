@@ -167,22 +167,25 @@ pub fn offload(rate: u64, work: Duration) -> Workload {
 pub fn ablation() -> Vec<Workload> {
     let on = ServerKind::ours(Backend::Uring);
     let budget = ServerKind::ours_budget(Backend::Uring, 200);
-    let entries = [on.without("registered-ring-fd"), on.without("no-sqarray")];
-    let receive = on.without("multishot-receive");
+    let entries = [on.flipped("registered-ring-fd"), on.flipped("no-sqarray")];
+    let receive = on.flipped("multishot-receive");
+    let bundle = on.flipped("receive-bundle");
     let mut fixed = echo(64, 100, Mode::Open { rate: 50_000 });
     fixed.servers = [on]
         .into_iter()
         .chain(entries)
-        .chain([receive, budget, budget.without("min-wait")])
+        .chain([receive, budget, budget.flipped("min-wait")])
         .collect();
     let mut closed = echo(64, 100, Mode::Closed { depth: 1 });
     closed.servers = [on].into_iter().chain(entries).chain([receive]).collect();
     let mut many = echo(64, 1000, Mode::Closed { depth: 1 });
-    many.servers = vec![on, receive];
+    many.servers = vec![on, receive, bundle];
+    let mut pipelined = echo(64, 16, Mode::Closed { depth: 16 });
+    pipelined.servers = vec![on, bundle];
     let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
     stream.name = "streaming 64 KiB over 4 conns, 4 in flight each".into();
-    stream.servers = vec![on, receive];
-    let mut all = vec![fixed, closed, many, stream];
+    stream.servers = vec![on, receive, bundle];
+    let mut all = vec![fixed, closed, many, pipelined, stream];
     for w in &mut all {
         w.name = format!("{}{}", crate::report::ablation::PREFIX, w.name);
         w.reference = on;

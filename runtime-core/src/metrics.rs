@@ -99,6 +99,9 @@ metrics! {
     /// Reads that went to the kernel as a one-shot receive into the caller's buffer (io_uring:
     /// multishot receive off, refused, or out of provided buffers).
     one_shot_receives,
+    /// Receive completions that carried more than one provided buffer (io_uring's receive
+    /// bundles, 6.10+).
+    receive_bundles,
     /// Reads and accepts answered from what a dropped operation produced (io_uring's salvage).
     salvaged,
     /// Pushes that found the submission queue full (the ring then submits early, or the SQE

@@ -1,6 +1,6 @@
-//! The io_uring fast paths: each is taken by default where the kernel has it, and each can be
-//! switched off, by the [`Builder`](crate::Builder) or by [`URING_OFF_ENV`], to measure what it
-//! buys or to run the path an older kernel takes.
+//! The io_uring fast paths: each is taken where the kernel has it, all but receive bundles by
+//! default; each can be switched by the [`Builder`](crate::Builder), or off by
+//! [`URING_OFF_ENV`], to measure what it buys or to run the path an older kernel takes.
 
 use std::io;
 
@@ -8,39 +8,82 @@ use std::io;
 /// names from [`FAST_PATHS`] (`RUNTIME_URING_OFF=min-wait,registered-ring-fd`).
 pub const URING_OFF_ENV: &str = "RUNTIME_URING_OFF";
 
-/// The fast paths [`URING_OFF_ENV`] can name, with what each one is.
-pub const FAST_PATHS: [(&str, &str); 4] = [
-    (
-        "multishot-receive",
-        "reads through one armed multishot receive per socket into provided buffers (5.19+)",
-    ),
-    (
-        "min-wait",
-        "the latency budget as the kernel's min_wait (6.12+); off, the reactor naps",
-    ),
-    (
-        "registered-ring-fd",
-        "io_uring_enter by the ring's registered index, not its fd (5.18+)",
-    ),
-    (
-        "no-sqarray",
-        "the ring without the SQ index array (IORING_SETUP_NO_SQARRAY, 6.6+)",
-    ),
+/// One io_uring fast path: its name (for [`URING_OFF_ENV`] and
+/// [`Builder::uring_fast_path`](crate::Builder::uring_fast_path)), whether it is taken by
+/// default, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastPath {
+    /// The name switches use.
+    pub name: &'static str,
+    /// Taken by default, where the kernel has it.
+    pub on_by_default: bool,
+    /// What the path does, and the kernel it needs.
+    pub what: &'static str,
+}
+
+/// The io_uring fast paths.
+pub const FAST_PATHS: [FastPath; 5] = [
+    FastPath {
+        name: "multishot-receive",
+        on_by_default: true,
+        what: "reads through one armed multishot receive per socket into provided buffers (5.19+)",
+    },
+    FastPath {
+        name: "receive-bundle",
+        on_by_default: false,
+        what: "a stream's multishot receive as a bundle, one completion for the buffers it fills \
+               (6.10+); off by default: level on loopback, and stable kernels 6.13.11-6.14.8 \
+               reorder bundled buffers",
+    },
+    FastPath {
+        name: "min-wait",
+        on_by_default: true,
+        what: "the latency budget as the kernel's min_wait (6.12+); off, the reactor naps",
+    },
+    FastPath {
+        name: "registered-ring-fd",
+        on_by_default: true,
+        what: "io_uring_enter by the ring's registered index, not its fd (5.18+)",
+    },
+    FastPath {
+        name: "no-sqarray",
+        on_by_default: true,
+        what: "the ring without the SQ index array (IORING_SETUP_NO_SQARRAY, 6.6+)",
+    },
 ];
 
 /// Which fast paths are switched off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SwitchedOff {
     pub(crate) multishot_receive: bool,
+    pub(crate) receive_bundle: bool,
     pub(crate) min_wait: bool,
     pub(crate) registered_ring_fd: bool,
     pub(crate) no_sqarray: bool,
+}
+
+impl Default for SwitchedOff {
+    /// Each path as [`FAST_PATHS`] says it is by default.
+    fn default() -> Self {
+        let mut off = SwitchedOff {
+            multishot_receive: false,
+            receive_bundle: false,
+            min_wait: false,
+            registered_ring_fd: false,
+            no_sqarray: false,
+        };
+        for path in FAST_PATHS {
+            *off.flag(path.name).expect("every listed path has a switch") = !path.on_by_default;
+        }
+        off
+    }
 }
 
 impl SwitchedOff {
     fn flag(&mut self, name: &str) -> Option<&mut bool> {
         Some(match name {
             "multishot-receive" => &mut self.multishot_receive,
+            "receive-bundle" => &mut self.receive_bundle,
             "min-wait" => &mut self.min_wait,
             "registered-ring-fd" => &mut self.registered_ring_fd,
             "no-sqarray" => &mut self.no_sqarray,
@@ -52,7 +95,7 @@ impl SwitchedOff {
     /// that lists the known ones.
     pub(crate) fn switch(&mut self, name: &str, off: bool) -> io::Result<()> {
         let flag = self.flag(name).ok_or_else(|| {
-            let known: Vec<&str> = FAST_PATHS.iter().map(|(n, _)| *n).collect();
+            let known: Vec<&str> = FAST_PATHS.iter().map(|p| p.name).collect();
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -84,10 +127,17 @@ mod tests {
 
     #[test]
     fn every_listed_path_has_a_switch() {
-        for (name, _) in FAST_PATHS {
+        for path in FAST_PATHS {
             let mut off = SwitchedOff::default();
-            *off.flag(name).expect(name) = true;
-            assert_ne!(off, SwitchedOff::default(), "{name} switches nothing");
+            let flag = off.flag(path.name).expect(path.name);
+            assert_eq!(*flag, !path.on_by_default, "{}'s default", path.name);
+            *flag = !*flag;
+            assert_ne!(
+                off,
+                SwitchedOff::default(),
+                "{} switches nothing",
+                path.name
+            );
         }
         assert!(SwitchedOff::default().flag("fast").is_none());
         let err = SwitchedOff::default().switch("fast", true).unwrap_err();

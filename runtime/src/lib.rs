@@ -52,7 +52,7 @@ mod wake;
 
 pub use builder::{running_backend, Backend, BackendInfo, BackendKind, Builder, Runtime};
 pub use doctor::{doctor, Doctor};
-pub use fast_paths::{FAST_PATHS, URING_OFF_ENV};
+pub use fast_paths::{FastPath, FAST_PATHS, URING_OFF_ENV};
 pub use macros::{main, test};
 pub use runtime_core::{
     current_reactor, in_runtime, metrics, reactors, spawn, spawn_on, yield_now, BufResult, IoBuf,

@@ -50,6 +50,7 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
         multishot_receive: !options.off.multishot_receive,
+        receive_bundles: !options.off.receive_bundle,
         latency_budget: options.latency_budget,
         kernel_min_wait: !options.off.min_wait,
         registered_ring_fd: !options.off.registered_ring_fd,

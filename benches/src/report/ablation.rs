@@ -1,5 +1,5 @@
-//! The ablation table: each io_uring fast path switched off (and the latency budget on), against
-//! the same server with it, at the workloads where it should matter. It has its own section of
+//! The ablation table: each io_uring fast path switched from its default (and the latency budget
+//! on), against the same server without the change, at the workloads where it should matter. It has its own section of
 //! `docs/benchmarks.md`, written by the full run and by `compare --only ablation`.
 
 use std::io;
@@ -11,11 +11,16 @@ use crate::report::{markdown_table, median, ratio_cell, replace_section, Workloa
 pub const PREFIX: &str = "ablation: ";
 
 /// What `server` is measured against in an ablation workload, and the row's label: a server
-/// with a fast path switched off (`ours-uring!min-wait`) against the same server with it; any
-/// other against the workload's reference.
+/// with a fast path switched from its default (`ours-uring!min-wait`) against the same server
+/// without the switch; any other against the workload's reference.
 fn baseline<'a>(server: &'a str, reference: &'a str) -> (&'a str, String) {
     match server.split_once('!') {
-        Some((with, off)) => (with, format!("{off} off")),
+        Some((with, path)) => {
+            let on = runtime::FAST_PATHS
+                .iter()
+                .any(|p| p.name == path && !p.on_by_default);
+            (with, format!("{path} {}", if on { "on" } else { "off" }))
+        }
         None => (reference, format!("{server} (vs {reference})")),
     }
 }

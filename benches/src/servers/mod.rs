@@ -34,9 +34,9 @@ pub enum ServerKind {
         wake: Option<&'static str>,
         /// The latency budget in microseconds (`Builder::latency_budget`; 0: none).
         budget_us: u32,
-        /// An io_uring fast path switched off (`runtime::FAST_PATHS`, through
+        /// An io_uring fast path switched from its default (`runtime::FAST_PATHS`, through
         /// `Builder::uring_fast_path`), if any.
-        off: Option<&'static str>,
+        flipped: Option<&'static str>,
     },
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
@@ -68,7 +68,7 @@ impl ServerKind {
             offload: false,
             wake: None,
             budget_us: 0,
-            off: None,
+            flipped: None,
         }
     }
 
@@ -79,14 +79,15 @@ impl ServerKind {
             offload: false,
             wake: None,
             budget_us,
-            off: None,
+            flipped: None,
         }
     }
 
-    /// This server with the io_uring fast path `path` switched off (peers have none).
-    pub fn without(mut self, path: &'static str) -> Self {
-        if let ServerKind::Ours { off, .. } = &mut self {
-            *off = Some(path);
+    /// This server with the io_uring fast path `path` switched from its default: off if it is
+    /// on by default, on if off (peers have none).
+    pub fn flipped(mut self, path: &'static str) -> Self {
+        if let ServerKind::Ours { flipped, .. } = &mut self {
+            *flipped = Some(path);
         }
         self
     }
@@ -98,7 +99,7 @@ impl ServerKind {
             offload: true,
             wake,
             budget_us: 0,
-            off: None,
+            flipped: None,
         }
     }
 
@@ -133,7 +134,7 @@ impl ServerKind {
 
     /// The name used on the command line and in tables: `ours-uring`, `ours-epoll+pool`,
     /// `ours-uring+pool/msg-ring`, `ours-uring~50us` (a latency budget),
-    /// `ours-uring!min-wait` (a fast path switched off), `tokio-ct`, ...
+    /// `ours-uring!min-wait` (a fast path switched from its default), `tokio-ct`, ...
     pub fn name(self) -> String {
         match self {
             ServerKind::Ours {
@@ -141,7 +142,7 @@ impl ServerKind {
                 offload,
                 wake,
                 budget_us,
-                off,
+                flipped,
             } => {
                 let mut name = format!("ours-{backend}");
                 if offload {
@@ -154,9 +155,9 @@ impl ServerKind {
                 if budget_us > 0 {
                     name.push_str(&format!("~{budget_us}us"));
                 }
-                if let Some(off) = off {
+                if let Some(path) = flipped {
                     name.push('!');
-                    name.push_str(off);
+                    name.push_str(path);
                 }
                 name
             }
@@ -181,10 +182,10 @@ impl ServerKind {
             return Some(peer);
         }
         let rest = name.strip_prefix("ours-")?;
-        let (rest, off) = match rest.split_once('!') {
-            Some((r, off)) => {
-                let known = runtime::FAST_PATHS.iter().map(|(n, _)| *n);
-                (r, Some(known.into_iter().find(|n| *n == off)?))
+        let (rest, flipped) = match rest.split_once('!') {
+            Some((r, path)) => {
+                let known = runtime::FAST_PATHS.iter().map(|p| p.name);
+                (r, Some(known.into_iter().find(|n| *n == path)?))
             }
             None => (rest, None),
         };
@@ -210,7 +211,7 @@ impl ServerKind {
             offload,
             wake,
             budget_us,
-            off,
+            flipped,
         })
     }
 
@@ -294,8 +295,8 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
             offload,
             wake,
             budget_us,
-            off,
-        } => ours::serve_ours(backend, offload, wake, budget_us, off, handler),
+            flipped,
+        } => ours::serve_ours(backend, offload, wake, budget_us, flipped, handler),
         ServerKind::TokioCurrentThread => {
             let mut rt = ::tokio::runtime::Builder::new_current_thread();
             if protocol == Protocol::Hyper {
@@ -376,7 +377,7 @@ mod tests {
         assert_eq!(ServerKind::from_name("ours-uring~fastus"), None);
         assert_eq!(
             ServerKind::ours_budget(Backend::Uring, 200)
-                .without("min-wait")
+                .flipped("min-wait")
                 .name(),
             "ours-uring~200us!min-wait"
         );

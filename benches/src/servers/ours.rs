@@ -13,7 +13,7 @@ pub(super) fn serve_ours(
     offload: bool,
     wake: Option<&str>,
     budget_us: u32,
-    off: Option<&str>,
+    flipped: Option<&str>,
     handler: Handler,
 ) -> io::Result<()> {
     let wake = match wake {
@@ -36,8 +36,11 @@ pub(super) fn serve_ours(
     if budget_us > 0 {
         builder = builder.latency_budget(Duration::from_micros(budget_us.into()));
     }
-    if let Some(path) = off {
-        builder = builder.uring_fast_path(path, false)?;
+    if let Some(path) = flipped {
+        let off_by_default = runtime::FAST_PATHS
+            .iter()
+            .any(|p| p.name == path && !p.on_by_default);
+        builder = builder.uring_fast_path(path, off_by_default)?;
     }
     builder.try_block_on(async move {
         let info = runtime::running_backend().expect("inside the runtime");
