@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use io_uring::opcode;
 use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
 use crate::enter::EnterFd;
 use crate::provided::BufferRings;
-use crate::ring::{set_current, with_current, Ring};
-use crate::setup::{self, RingConfig, RingWake};
+use crate::ring::{set_current, with_current, Ring, RingOptions};
+use crate::setup::{self, RingConfig, RingWake, ZERO_COPY_FROM};
 use crate::shared::RingShared;
 use crate::source::RingSource;
 use crate::wake::{EventFd, MsgRingUnpark};
@@ -72,6 +73,17 @@ impl RingDriver {
             buffers,
             config.wake,
         ));
+        let zero_copy_from = match config.zero_copy_send {
+            true if setup::supports(&built.ring, opcode::SendZc::CODE) => {
+                description += &format!("; zero-copy sends from {ZERO_COPY_FROM} bytes");
+                Some(ZERO_COPY_FROM)
+            }
+            true => {
+                description += "; no zero-copy sends (the kernel lacks SEND_ZC, 6.0+)";
+                None
+            }
+            false => None,
+        };
         let budget = config.latency_budget.filter(|b| !b.is_zero());
         let min_wait = match budget {
             Some(b) if config.kernel_min_wait && built.ring.params().is_feature_min_timeout() => {
@@ -96,11 +108,15 @@ impl RingDriver {
         if let Some(registration) = registration {
             description += &format!("; {registration}");
         }
-        let ring = Ring::new(
-            built.ring,
-            built.taskrun_flag,
+        let options = RingOptions {
+            taskrun_flag: built.taskrun_flag,
             budget,
             min_wait,
+            zero_copy_from,
+        };
+        let ring = Ring::new(
+            built.ring,
+            options,
             enter_fd,
             eventfd.as_raw_fd(),
             shared.clone(),

@@ -27,5 +27,5 @@ mod wake;
 
 pub use doctor::{doctor, Finding, UringReport};
 pub use driver::{is_current, RingDriver};
-pub use setup::{RingConfig, RingWake};
+pub use setup::{RingConfig, RingWake, ZERO_COPY_FROM};
 pub use source::{HandoffHandle, RingOpState, RingSource};

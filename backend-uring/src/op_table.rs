@@ -1,8 +1,10 @@
 //! The table of operations started on their reactor, by key (their SQE's user data).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Waker;
 
+use io_uring::cqueue;
 use slab::Slab;
 
 use crate::handoff::HandoffOp;
@@ -22,6 +24,9 @@ enum Slot {
 #[derive(Default)]
 pub(crate) struct OpTable {
     ops: Slab<Slot>,
+    /// The results of zero-copy sends whose notification has not come: the operation ends
+    /// (and its buffer is let go) only with the notification.
+    awaiting_notification: HashMap<usize, i32>,
 }
 
 impl OpTable {
@@ -30,8 +35,23 @@ impl OpTable {
         self.ops.insert(Slot::Here(Lifecycle::Waiting(waker)))
     }
 
-    /// Records a CQE's result for `key`.
-    pub(crate) fn complete(&mut self, key: usize, result: i32) -> Deferred {
+    /// Records a CQE's result for `key`. A CQE flagged `F_MORE` (a zero-copy send's result)
+    /// is kept until its notification (`F_NOTIF`), which completes the operation with it.
+    pub(crate) fn complete(&mut self, key: usize, result: i32, flags: u32) -> Deferred {
+        if cqueue::more(flags) {
+            self.awaiting_notification.insert(key, result);
+            return Deferred::Nothing;
+        }
+        let result = match cqueue::notif(flags) {
+            true => match self.awaiting_notification.remove(&key) {
+                Some(sent) => sent,
+                None => {
+                    debug_assert!(false, "a notification without its send's result");
+                    -libc::EIO
+                }
+            },
+            false => result,
+        };
         match self.ops.get_mut(key) {
             None => Deferred::Nothing,
             Some(Slot::Here(life)) => {
@@ -118,5 +138,71 @@ impl OpTable {
         for slot in self.ops.drain() {
             std::mem::forget(slot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// `IORING_CQE_F_MORE` and `IORING_CQE_F_NOTIF`, as the kernel's uapi defines them.
+    const F_MORE: u32 = 1 << 1;
+    const F_NOTIF: u32 = 1 << 3;
+
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_zero_copy_send_completes_with_its_notification_and_its_result() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut table = OpTable::default();
+        let key = table.insert(waker.clone());
+
+        table.complete(key, 65_536, F_MORE).run();
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            0,
+            "woken before the notification"
+        );
+        let (res, deferred) = table.poll(key, &waker);
+        deferred.run();
+        assert_eq!(
+            res, None,
+            "completed before the kernel let go of the buffer"
+        );
+        assert!(table.has_in_flight(), "the kernel still reads the buffer");
+
+        table.complete(key, 0, F_NOTIF).run();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        let (res, deferred) = table.poll(key, &waker);
+        deferred.run();
+        assert_eq!(
+            res,
+            Some(65_536),
+            "the send's result, not the notification's"
+        );
+        assert!(!table.has_in_flight());
+    }
+
+    #[test]
+    fn a_send_without_a_notification_completes_at_once() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut table = OpTable::default();
+        let key = table.insert(waker.clone());
+        table.complete(key, -libc::EPIPE, 0).run();
+        let (res, deferred) = table.poll(key, &waker);
+        deferred.run();
+        assert_eq!(res, Some(-libc::EPIPE));
     }
 }

@@ -12,7 +12,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
-use runtime_core::{LatencyBudget, Metrics, BATCH};
+use runtime_core::{LatencyBudget, Metrics, OpCode, BATCH};
 
 /// The overall timeout of a wait under `min_wait` when no timer is due: long, so that an idle
 /// reactor still sleeps (the wait simply starts again when it passes).
@@ -25,6 +25,7 @@ use crate::multishot;
 use crate::op_table::OpTable;
 use crate::salvage::Abandoned;
 use crate::shared::{RingPtr, RingShared};
+use crate::sqe;
 use crate::user_data::UserData;
 
 /// How long dropping a driver waits, in total, for cancelled operations to complete.
@@ -51,6 +52,8 @@ pub(crate) struct Ring {
     /// The latency budget as a nap after the wait, where the kernel's `min_wait` is not used.
     nap: Option<LatencyBudget>,
     ops: RefCell<OpTable>,
+    /// Sends of at least this many bytes started here are zero-copy (`None`: none are).
+    zero_copy_from: Option<u32>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
     eventfd: RawFd,
@@ -111,17 +114,33 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// How a ring just set up runs, as the driver decided from its config and the kernel.
+pub(crate) struct RingOptions {
+    /// The kernel flags pending deferred work in the SQ ring (`TASKRUN_FLAG`).
+    pub(crate) taskrun_flag: bool,
+    /// The latency budget, if any.
+    pub(crate) budget: Option<Duration>,
+    /// The budget is the kernel's `min_wait` (else the driver's nap).
+    pub(crate) min_wait: bool,
+    /// Sends of at least this many bytes are zero-copy (`None`: none are).
+    pub(crate) zero_copy_from: Option<u32>,
+}
+
 impl Ring {
     /// Wraps a ring just set up; arms the eventfd read.
     pub(crate) fn new(
         ring: IoUring,
-        taskrun_flag: bool,
-        budget: Option<Duration>,
-        min_wait: bool,
+        options: RingOptions,
         enter_fd: EnterFd,
         eventfd: RawFd,
         shared: Arc<RingShared>,
     ) -> Rc<Self> {
+        let RingOptions {
+            taskrun_flag,
+            budget,
+            min_wait,
+            zero_copy_from,
+        } = options;
         let sqpoll = ring.params().is_setup_sqpoll();
         let budget = budget.and_then(LatencyBudget::new);
         let min_wait_usec = budget
@@ -135,6 +154,7 @@ impl Ring {
             min_wait_usec,
             nap: budget.filter(|_| !min_wait),
             ops: RefCell::new(OpTable::default()),
+            zero_copy_from,
             taskrun_flag,
             eventfd,
             wake_buf: Box::into_raw(Box::new(0u64)),
@@ -229,6 +249,16 @@ impl Ring {
     fn push_cancel(&self, target: u64) {
         let cancel = opcode::AsyncCancel::new(target).build();
         self.push(cancel.user_data(UserData::Ignored.encode()));
+    }
+
+    /// Starts the operation `code` on `fd`, a zero-copy send if it is a large enough send;
+    /// returns its key.
+    pub(crate) fn start_op(&self, fd: RawFd, code: &OpCode, waker: &Waker) -> usize {
+        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy_from);
+        if zero_copy {
+            self.with_metrics(|m| m.zero_copy_sends.add_local(1));
+        }
+        self.start(entry, waker)
     }
 
     /// Starts an operation: its SQE (without user data) goes in, its key comes back.
@@ -347,7 +377,13 @@ impl Ring {
             UserData::Wake => return true,
             UserData::Ignored => {}
             UserData::Close => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
-            UserData::Op(key) => deferred.push(self.ops.borrow_mut().complete(key, result)),
+            UserData::Op(key) => {
+                let flags = cqe.flags();
+                if cqueue::notif(flags) && result as u32 & sqe::NOTIF_USAGE_ZC_COPIED != 0 {
+                    self.with_metrics(|m| m.zero_copy_copied.add_local(1));
+                }
+                deferred.push(self.ops.borrow_mut().complete(key, result, flags));
+            }
             UserData::Handoff(addr) => {
                 self.shared.count_handoff_done();
                 // SAFETY: handoff user data is only made by `HandoffOp::into_user_data` for an

@@ -27,6 +27,9 @@ pub struct RingConfig {
     /// Use the kernel's `min_wait` for the budget where it has it; off, the driver's nap is
     /// used everywhere (to test the older kernels' path).
     pub kernel_min_wait: bool,
+    /// Make sends of at least [`ZERO_COPY_FROM`] bytes zero-copy (`SEND_ZC`, 6.0+) where the
+    /// kernel has it: the buffer is held until the kernel's notification that it let go.
+    pub zero_copy_send: bool,
     /// Enter the ring by its registered index (5.18+) rather than its fd.
     pub registered_ring_fd: bool,
     /// Set the ring up without the SQ index array (`NO_SQARRAY`, 6.6+) where the kernel takes it.
@@ -40,6 +43,7 @@ impl Default for RingConfig {
             wake: RingWake::default(),
             multishot_receive: true,
             receive_bundles: true,
+            zero_copy_send: false,
             latency_budget: None,
             kernel_min_wait: true,
             registered_ring_fd: true,
@@ -47,6 +51,11 @@ impl Default for RingConfig {
         }
     }
 }
+
+/// The smallest send made zero-copy when [`RingConfig::zero_copy_send`] is on: below it the
+/// notification's cost outweighs the copy saved, by published measurements on real NICs (on
+/// loopback the kernel copies anyway; `docs/benchmarks.md` measures both).
+pub const ZERO_COPY_FROM: u32 = 16 * 1024;
 
 /// How an operation polled off its reactor reaches the ring (the io_uring half of a wake
 /// strategy; the executor's half, whether to write the eventfd, is `runtime_core::Notify`).
@@ -188,6 +197,12 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
         ));
     }
     check_opcodes(ring, REQUIRED_OPCODES)
+}
+
+/// Whether `ring`'s kernel has the opcode `code` (`false` if it cannot be probed).
+pub(crate) fn supports(ring: &IoUring, code: u8) -> bool {
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(code)
 }
 
 /// Fails, naming them, if the kernel lacks any of `opcodes`.

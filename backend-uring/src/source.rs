@@ -265,8 +265,8 @@ unsafe impl Source for RingSource {
                          read a stream that carries fds with message receives only",
                     )));
                 }
-                let entry = sqe::build(self.as_raw_fd(), code);
-                match self.on_owner(|ring| ring.start(entry, cx.waker())) {
+                let fd = self.as_raw_fd();
+                match self.on_owner(|ring| ring.start_op(fd, code, cx.waker())) {
                     Some(key) => {
                         *state = RingOpState::Local(key);
                         Poll::Pending

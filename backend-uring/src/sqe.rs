@@ -29,6 +29,33 @@ pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
     }
 }
 
+/// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied after all.
+const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+
+/// In a zero-copy send's notification result: the kernel copied the bytes.
+pub(crate) const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
+/// As [`build`], for an operation the op table tracks: a send of at least `zero_copy_from`
+/// bytes becomes a zero-copy `SEND_ZC`, which completes twice: with the send's result (flagged
+/// `F_MORE`), then with a notification (`F_NOTIF`) once the kernel no longer reads the buffer.
+/// Returns whether it did.
+pub(crate) fn build_tracked(
+    fd: RawFd,
+    code: &OpCode,
+    zero_copy_from: Option<u32>,
+) -> (squeue::Entry, bool) {
+    match (*code.kind(), zero_copy_from) {
+        (OpKind::Send { buf, len }, Some(from)) if len >= from => {
+            let entry = opcode::SendZc::new(types::Fd(fd), buf, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .build();
+            (entry, true)
+        }
+        _ => (build(fd, code), false),
+    }
+}
+
 /// The opcodes the driver needs, with their names for error messages.
 pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Accept::CODE, "ACCEPT"),

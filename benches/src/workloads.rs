@@ -170,6 +170,7 @@ pub fn ablation() -> Vec<Workload> {
     let entries = [on.flipped("registered-ring-fd"), on.flipped("no-sqarray")];
     let receive = on.flipped("multishot-receive");
     let bundle = on.flipped("receive-bundle");
+    let zero_copy = on.flipped("zero-copy-send");
     let mut fixed = echo(64, 100, Mode::Open { rate: 50_000 });
     fixed.servers = [on]
         .into_iter()
@@ -184,8 +185,11 @@ pub fn ablation() -> Vec<Workload> {
     pipelined.servers = vec![on, bundle];
     let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
     stream.name = "streaming 64 KiB over 4 conns, 4 in flight each".into();
-    stream.servers = vec![on, receive, bundle];
-    let mut all = vec![fixed, closed, many, pipelined, stream];
+    stream.servers = vec![on, receive, bundle, zero_copy];
+    let mut stream_16k = echo(16 * 1024, 4, Mode::Closed { depth: 4 });
+    stream_16k.name = "streaming 16 KiB over 4 conns, 4 in flight each".into();
+    stream_16k.servers = vec![on, zero_copy];
+    let mut all = vec![fixed, closed, many, pipelined, stream, stream_16k];
     for w in &mut all {
         w.name = format!("{}{}", crate::report::ablation::PREFIX, w.name);
         w.reference = on;

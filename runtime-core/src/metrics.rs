@@ -102,6 +102,10 @@ metrics! {
     /// Receive completions that carried more than one provided buffer (io_uring's receive
     /// bundles, 6.10+).
     receive_bundles,
+    /// Sends made zero-copy (io_uring `SEND_ZC`, 6.0+).
+    zero_copy_sends,
+    /// Zero-copy sends the kernel copied after all (it does so for loopback).
+    zero_copy_copied,
     /// Reads and accepts answered from what a dropped operation produced (io_uring's salvage).
     salvaged,
     /// Pushes that found the submission queue full (the ring then submits early, or the SQE

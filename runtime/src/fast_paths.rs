@@ -22,7 +22,7 @@ pub struct FastPath {
 }
 
 /// The io_uring fast paths.
-pub const FAST_PATHS: [FastPath; 5] = [
+pub const FAST_PATHS: [FastPath; 6] = [
     FastPath {
         name: "multishot-receive",
         on_by_default: true,
@@ -34,6 +34,12 @@ pub const FAST_PATHS: [FastPath; 5] = [
         what: "a stream's multishot receive as a bundle, one completion for the buffers it fills \
                (6.10+); off by default: level on loopback, and stable kernels 6.13.11-6.14.8 \
                reorder bundled buffers",
+    },
+    FastPath {
+        name: "zero-copy-send",
+        on_by_default: false,
+        what: "sends of 16 KiB and more as SEND_ZC, the buffer held until the kernel's \
+               notification (6.0+); off by default: on loopback the kernel copies anyway",
     },
     FastPath {
         name: "min-wait",
@@ -57,6 +63,7 @@ pub const FAST_PATHS: [FastPath; 5] = [
 pub(crate) struct SwitchedOff {
     pub(crate) multishot_receive: bool,
     pub(crate) receive_bundle: bool,
+    pub(crate) zero_copy_send: bool,
     pub(crate) min_wait: bool,
     pub(crate) registered_ring_fd: bool,
     pub(crate) no_sqarray: bool,
@@ -68,6 +75,7 @@ impl Default for SwitchedOff {
         let mut off = SwitchedOff {
             multishot_receive: false,
             receive_bundle: false,
+            zero_copy_send: false,
             min_wait: false,
             registered_ring_fd: false,
             no_sqarray: false,
@@ -84,6 +92,7 @@ impl SwitchedOff {
         Some(match name {
             "multishot-receive" => &mut self.multishot_receive,
             "receive-bundle" => &mut self.receive_bundle,
+            "zero-copy-send" => &mut self.zero_copy_send,
             "min-wait" => &mut self.min_wait,
             "registered-ring-fd" => &mut self.registered_ring_fd,
             "no-sqarray" => &mut self.no_sqarray,

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use runtime::net::{TcpStream, UdpSocket};
-use runtime::{Backend, BufResult, Builder};
+use runtime::{Backend, BufResult, Builder, MetricsSnapshot};
 
 /// A TCP and a UDP round trip, within 10 s.
 async fn round_trips() {
@@ -116,21 +116,24 @@ fn pattern(stream: usize, i: usize) -> u8 {
 
 /// Four connections stream 2 MiB each in 256 KiB writes at once, and their readers read in
 /// uneven sizes, so buffers are given back out of order and each socket holds several when its
-/// receive runs: every byte arrives, in order; returns the bundle completions counted.
-fn stream_concurrently(builder: Builder) -> (String, u64) {
+/// receive runs: every byte arrives, in order. Each writer scribbles over its buffer as soon as
+/// the write returns it, which the peer must never see. Returns the reason and what the
+/// reactor counted meanwhile.
+fn stream_concurrently(builder: Builder) -> (String, MetricsSnapshot) {
     const STREAMS: usize = 4;
     const BYTES: usize = 2 << 20;
     builder.reactors(1).pool_threads(1).block_on(async {
         runtime::time::timeout(Duration::from_secs(30), async {
-            let before = common::totals().receive_bundles;
+            let before = common::totals();
             let mut tasks = Vec::new();
             for stream in 0..STREAMS {
                 let (client, server) = common::pair().await;
                 tasks.push(runtime::spawn(async move {
                     let data: Vec<u8> = (0..BYTES).map(|i| pattern(stream, i)).collect();
                     for chunk in data.chunks(256 << 10) {
-                        let BufResult(res, _) = client.write_all(chunk.to_vec()).await;
+                        let BufResult(res, mut buf) = client.write_all(chunk.to_vec()).await;
                         res.expect("write");
+                        buf.fill(0xEE);
                     }
                     drop(client);
                 }));
@@ -143,7 +146,7 @@ fn stream_concurrently(builder: Builder) -> (String, u64) {
                 .expect("backend")
                 .reason()
                 .to_string();
-            (reason, common::totals().receive_bundles - before)
+            (reason, common::totals().since(&before))
         })
         .await
         .expect("streams within 30 s")
@@ -190,12 +193,108 @@ fn streams_read_through_receive_bundles_get_every_byte_in_order() {
     }
     assert!(reason.contains("receive bundles"), "{reason}");
     assert!(
-        bundles > 0,
+        bundles.receive_bundles > 0,
         "no completion carried several buffers: {reason}"
     );
 
     // Off by default: the same streams through one completion per buffer.
-    let (reason, bundles) = stream_concurrently(uring);
+    let (reason, counted) = stream_concurrently(uring);
     assert!(!reason.contains("receive bundles"), "{reason}");
-    assert_eq!(bundles, 0, "{reason}");
+    assert_eq!(counted.receive_bundles, 0, "{reason}");
+}
+
+#[test]
+fn large_writes_go_zero_copy_and_arrive_whole() {
+    let Some(uring) = uring() else { return };
+    let (reason, counted) = stream_concurrently(
+        uring
+            .clone()
+            .uring_fast_path("zero-copy-send", true)
+            .expect("a known path"),
+    );
+    if reason.contains("no zero-copy sends") {
+        return eprintln!("skipped: {reason}");
+    }
+    assert!(reason.contains("zero-copy sends from"), "{reason}");
+    assert!(counted.zero_copy_sends > 0, "{counted:?}");
+    eprintln!(
+        "{} zero-copy sends, {} copied by the kernel",
+        counted.zero_copy_sends, counted.zero_copy_copied
+    );
+
+    // Off by default.
+    let (reason, counted) = stream_concurrently(uring);
+    assert!(!reason.contains("zero-copy"), "{reason}");
+    assert_eq!(counted.zero_copy_sends, 0, "{reason}");
+}
+
+/// A zero-copy write dropped while the kernel still holds its buffer (the peer reads nothing
+/// and its receive buffer is tiny, so the bytes wait in the sender's queue): the write has not
+/// returned, and once dropped its buffer stays the kernel's until the notification, so memory
+/// the program allocates and scribbles on meanwhile never reaches the peer.
+#[test]
+fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification() {
+    const CHUNK: usize = 64 << 10;
+    let Some(uring) = uring() else { return };
+    let builder = uring
+        .uring_fast_path("zero-copy-send", true)
+        .expect("a known path");
+    builder.reactors(1).pool_threads(1).block_on(async {
+        if !runtime::running_backend()
+            .expect("backend")
+            .reason()
+            .contains("zero-copy sends from")
+        {
+            return eprintln!("skipped: no zero-copy sends here");
+        }
+        runtime::time::timeout(Duration::from_secs(30), async {
+            let (client, server) = common::pair().await;
+            let rcvbuf = socket2::SockRef::from(&server).set_recv_buffer_size(4096);
+            rcvbuf.expect("SO_RCVBUF");
+            let before = common::totals();
+            let chunk: Vec<u8> = (0..CHUNK).map(|i| pattern(0, i)).collect();
+            let mut write = Box::pin(client.write_all(chunk));
+            for _ in 0..3 {
+                let polled = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::future::Future::poll(write.as_mut(), cx))
+                })
+                .await;
+                assert!(
+                    polled.is_pending(),
+                    "the write returned while the kernel still held its buffer"
+                );
+                runtime::yield_now().await;
+            }
+            drop(write);
+            // Memory freed too early (when the send's result comes, before its notification)
+            // would be handed out here, and scribbled on.
+            let mut scribbled = Vec::new();
+            for _ in 0..64 {
+                runtime::yield_now().await;
+                scribbled.push(vec![0xEEu8; CHUNK]);
+            }
+            drop(client);
+            let mut at = 0;
+            loop {
+                let BufResult(res, b) = server.read(vec![0u8; CHUNK]).await;
+                let n = res.expect("read");
+                if n == 0 {
+                    break;
+                }
+                for (k, &byte) in b[..n].iter().enumerate() {
+                    assert_eq!(byte, pattern(0, at + k), "byte {}", at + k);
+                }
+                at += n;
+            }
+            let counted = common::totals().since(&before);
+            assert_eq!(counted.zero_copy_sends, 1, "{counted:?}");
+            assert!(
+                0 < at && at <= CHUNK,
+                "the write sent {at} bytes before its drop"
+            );
+            drop(scribbled);
+        })
+        .await
+        .expect("within 30 s");
+    });
 }

@@ -33,7 +33,7 @@ use runtime::Backend;
 const USAGE: &str = "usage: compare [--quick] [--repeats N] [--only TEXT] [--no-perf] [--no-write | --write-to FILE]
        compare --doctor   (what this machine's io_uring offers, and the backend a runtime would use)
        compare serve <server> <echo|http|hyper|udp> --cpu N [--work-us N]
-       compare drive <addr> <rate|closed[:depth]> <connections> <seconds>   (load an already running server)
+       compare drive <addr> <rate|closed[:depth]|churn> <connections> <seconds>   (load an already running server)
 servers: ours-uring ours-epoll ours-<backend>+pool[/<wake>] tokio-ct tokio-mt monoio monoio-defer raw-epoll
          ours-<backend>~<N>us (a latency budget), ours-uring!<fast path> (switched off)
 --only ablation: each io_uring fast path off and on; --only \"latency budget\": the budget curve
@@ -108,6 +108,7 @@ fn drive(args: &[String]) -> io::Result<()> {
         addr: addr.parse().map_err(|_| bad())?,
         connections: connections.parse().map_err(|_| bad())?,
         mode: match rate.strip_prefix("closed") {
+            _ if rate == "churn" => Mode::Churn,
             Some("") => Mode::Closed { depth: 1 },
             Some(depth) => Mode::Closed {
                 depth: depth.trim_start_matches(':').parse().map_err(|_| bad())?,
