@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, IoUring, Probe};
 
 use crate::enter::EnterFd;
-use crate::provided::BufferRings;
+use crate::provided::{BufferRings, StreamBuffers};
 use crate::setup::{self, RingConfig};
 use crate::sqe::REQUIRED_OPCODES;
 
@@ -250,7 +250,7 @@ fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
 }
 
 fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
-    match BufferRings::register(ring, true) {
+    match BufferRings::register(ring, StreamBuffers::Bundles) {
         Ok(rings) => {
             report.add(
                 "buffer ring (stream)",
@@ -258,7 +258,7 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
                 "registered: reads go through one multishot receive per socket (a kernel \
                  before 6.0 refuses multishot with EINVAL, and reads fall back to one-shot)",
             );
-            let (ok, detail) = match rings.bundles {
+            let (ok, detail) = match rings.mode == StreamBuffers::Bundles {
                 true => (
                     true,
                     "stream receives are bundles: one completion for the buffers a receive fills",
@@ -289,7 +289,9 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
     let (ok, detail) = match BufferRings::incremental_supported(ring) {
         Ok(()) => (
             true,
-            "IOU_PBUF_RING_INC accepted (6.12+); not used by the driver yet".into(),
+            "IOU_PBUF_RING_INC accepted (6.12+): stream receives may share large buffers \
+             (the incremental-buffers fast path)"
+                .into(),
         ),
         Err(e) => (
             false,

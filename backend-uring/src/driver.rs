@@ -11,7 +11,7 @@ use io_uring::opcode;
 use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
 use crate::enter::EnterFd;
-use crate::provided::BufferRings;
+use crate::provided::{BufferRings, StreamBuffers};
 use crate::ring::{set_current, with_current, Ring, RingOptions};
 use crate::setup::{self, RingConfig, RingWake, ZERO_COPY_FROM};
 use crate::shared::RingShared;
@@ -52,18 +52,29 @@ impl RingDriver {
         let eventfd = EventFd::new()?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
+        let wanted = match (config.incremental_buffers, config.receive_bundles) {
+            (true, _) => StreamBuffers::Incremental,
+            (false, true) => StreamBuffers::Bundles,
+            (false, false) => StreamBuffers::Plain,
+        };
         let buffers = match config.multishot_receive {
-            true => BufferRings::register(&built.ring, config.receive_bundles)
+            true => BufferRings::register(&built.ring, wanted)
                 .ok()
                 .map(Arc::new),
             false => None,
         };
         let mut description = built.description;
-        match &buffers {
-            Some(b) if b.bundles => description += "; receive bundles",
-            Some(_) if config.receive_bundles => {
+        let granted = buffers.as_ref().map(|b| b.mode);
+        match (wanted, granted) {
+            (_, Some(StreamBuffers::Bundles)) => description += "; receive bundles",
+            (_, Some(StreamBuffers::Incremental)) => description += "; incremental buffers",
+            (StreamBuffers::Bundles, Some(_)) => {
                 description +=
                     "; no receive bundles (the kernel lacks IORING_FEAT_RECVSEND_BUNDLE, 6.10+)"
+            }
+            (StreamBuffers::Incremental, Some(_)) => {
+                description +=
+                    "; no incremental buffers (the kernel refused IOU_PBUF_RING_INC, 6.12+)"
             }
             _ => {}
         }

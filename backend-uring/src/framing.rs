@@ -12,7 +12,7 @@ use runtime_core::OpKind;
 use socket2::{Domain, SockRef, Type};
 
 use crate::multishot::MAX_QUEUED;
-use crate::provided::{DATAGRAM, STREAM};
+use crate::provided::{BufferRings, StreamBuffers, DATAGRAM, STREAM};
 
 /// The header a datagram multishot receive is armed with: room for any address, no control
 /// data. Only its lengths are set.
@@ -89,18 +89,20 @@ impl Framing {
         Framing::Datagram(Box::new(Template(msg)))
     }
 
-    /// The multishot receive's SQE (user data to be set); a stream's as a bundle if `bundles`.
-    pub(crate) fn arm(&self, fd: i32, bundles: bool) -> squeue::Entry {
+    /// The multishot receive's SQE (user data to be set); a stream's receives into the
+    /// stream ring `rings` has, as `rings.mode` says.
+    pub(crate) fn arm(&self, fd: i32, rings: &BufferRings) -> squeue::Entry {
+        let group = rings.stream.shape.group;
         match self {
             Framing::Datagram(template) => {
                 opcode::RecvMsgMulti::new(types::Fd(fd), &template.0, DATAGRAM.group).build()
             }
-            _ if bundles => bundle(
-                opcode::RecvMulti::new(types::Fd(fd), STREAM.group)
+            _ if rings.mode == StreamBuffers::Bundles => bundle(
+                opcode::RecvMulti::new(types::Fd(fd), group)
                     .len(BUNDLE_BYTES)
                     .build(),
             ),
-            _ => opcode::RecvMulti::new(types::Fd(fd), STREAM.group).build(),
+            _ => opcode::RecvMulti::new(types::Fd(fd), group).build(),
         }
     }
 }

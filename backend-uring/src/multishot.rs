@@ -31,9 +31,11 @@ use crate::user_data::UserData;
 /// Buffers a socket may hold before its receive is cancelled.
 pub(crate) const MAX_QUEUED: usize = 8;
 
-/// A buffer the kernel filled, partly read perhaps.
+/// A part of a buffer the kernel filled, partly read perhaps.
 struct Filled {
     bid: u16,
+    /// Where the part starts in the buffer (0 but in an incrementally consumed buffer).
+    offset: usize,
     len: usize,
     taken: usize,
 }
@@ -169,7 +171,7 @@ impl RecvQueue {
         }
         st.armed = true;
         st.add_waiter(waker);
-        let entry = st.framing.arm(fd, self.rings.bundles);
+        let entry = st.framing.arm(fd, &self.rings);
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
         let user_data = UserData::Receive(Arc::into_raw(self.clone()) as usize).encode();
@@ -188,14 +190,15 @@ impl RecvQueue {
             // SAFETY: the queue holds `front.bid`, which the kernel filled with `front.len`
             // bytes; `kind`'s pointers are valid (the caller's promise).
             let copied = unsafe {
-                crate::framing::copy_datagram(buffers.filled(front.bid, front.len), template, kind)
+                let datagram = buffers.filled(front.bid, front.offset, front.len);
+                crate::framing::copy_datagram(datagram, template, kind)
             };
             // A datagram that cannot be read (an error) is consumed too, or it would fail
             // every later read.
             if copied.as_ref().map_or(true, |&(_, consumed)| consumed) {
                 let bid = front.bid;
                 st.filled.pop_front();
-                buffers.give_back(bid);
+                buffers.release(bid);
             }
             return copied.map(|(n, _)| n);
         }
@@ -209,7 +212,7 @@ impl RecvQueue {
                 };
                 // SAFETY: the queue holds `front.bid` (a CQE named it; it is given back only
                 // below) and the kernel wrote `front.len` bytes into it.
-                let src = unsafe { buffers.filled(front.bid, front.len) };
+                let src = unsafe { buffers.filled(front.bid, front.offset, front.len) };
                 let n = (cap - done).min(front.len - front.taken);
                 // SAFETY: `dst` is valid for `cap` bytes (the caller's promise) and the two
                 // ranges do not overlap (ours vs the caller's memory).
@@ -221,7 +224,7 @@ impl RecvQueue {
                 if front.taken == front.len {
                     let bid = front.bid;
                     st.filled.pop_front();
-                    buffers.give_back(bid);
+                    buffers.release(bid);
                 }
             }
             done
@@ -255,6 +258,8 @@ pub(crate) struct Completion {
     pub(crate) finished: bool,
     /// The completion was a bundle: it named more than one buffer.
     pub(crate) bundle: bool,
+    /// The completion filled part of a buffer an earlier one had started (incremental).
+    pub(crate) shared: bool,
     /// The socket's queue is full: submit this cancel.
     pub(crate) cancel: Option<squeue::Entry>,
     /// The reader to wake, once the driver has finished with the completion queue.
@@ -277,18 +282,31 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     let queue = unsafe { &*ptr };
     let mut st = queue.state.lock();
     let mut buffers = 0;
+    let mut shared = false;
     if result > 0 {
         match cqueue::buffer_select(flags) {
             Some(bid) => {
                 let QueueState {
                     filled, framing, ..
                 } = &mut *st;
-                queue
-                    .buffers(framing)
-                    .filled_by(bid, result as usize, |bid, len| {
+                let whole = queue.buffers(framing).filled_by(
+                    bid,
+                    result as usize,
+                    flags,
+                    |bid, offset, len| {
                         buffers += 1;
-                        filled.push_back(Filled { bid, len, taken: 0 })
-                    })
+                        shared |= offset > 0;
+                        filled.push_back(Filled {
+                            bid,
+                            offset,
+                            len,
+                            taken: 0,
+                        })
+                    },
+                );
+                if !whole {
+                    st.end = Some(-libc::EIO);
+                }
             }
             None => st.end = Some(-libc::EIO),
         }
@@ -319,6 +337,7 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     Completion {
         finished: !more,
         bundle: buffers > 1,
+        shared,
         cancel,
         waiter,
         more_waiters,
@@ -335,7 +354,7 @@ impl Drop for RecvQueue {
         for f in st.filled.drain(..) {
             buffers
                 .expect("a queue with buffers has their ring")
-                .give_back(f.bid);
+                .release(f.bid);
         }
     }
 }

@@ -44,6 +44,21 @@ pub(crate) const STREAM: Shape = Shape {
     size: 4096,
 };
 
+/// Stream receives into incrementally consumed buffers (`IOU_PBUF_RING_INC`, 6.12+): each
+/// receive fills a large buffer from where the last one into it stopped, whatever the socket,
+/// so small messages share a buffer rather than take one each. Same memory as [`STREAM`].
+pub(crate) const STREAM_INCREMENTAL: Shape = Shape {
+    group: 2,
+    count: 64,
+    size: 32 * 1024,
+};
+
+/// `IOU_PBUF_RING_INC`, the buffer ring flag for incremental consumption.
+const IOU_PBUF_RING_INC: u16 = 2;
+
+/// `IORING_CQE_F_BUF_MORE`: the kernel goes on filling the buffer the completion names.
+const CQE_F_BUF_MORE: u32 = 1 << 4;
+
 /// Datagram receives: one datagram per buffer, with its `io_uring_recvmsg_out` header and room
 /// for any sender address, so every buffer holds the largest UDP datagram (65,527 bytes) whole.
 /// Only the pages a datagram touches are ever backed by memory.
@@ -53,30 +68,58 @@ pub(crate) const DATAGRAM: Shape = Shape {
     size: 65_536 + 4096,
 };
 
+/// How stream receives use their buffer ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamBuffers {
+    /// One completion per [`STREAM`] buffer.
+    Plain,
+    /// Receives armed as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+): one completion names every
+    /// buffer the receive filled.
+    Bundles,
+    /// [`STREAM_INCREMENTAL`] buffers, consumed a receive at a time (`IOU_PBUF_RING_INC`).
+    Incremental,
+}
+
 /// A ring's buffer rings: one for streams, and one for datagrams where the kernel took it.
 pub(crate) struct BufferRings {
     pub(crate) stream: ProvidedBuffers,
     pub(crate) datagram: Option<ProvidedBuffers>,
-    /// Stream receives are armed as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+): one completion
-    /// names every buffer the receive filled.
-    pub(crate) bundles: bool,
+    /// How stream receives use `stream`: what was asked for, where the kernel has it.
+    pub(crate) mode: StreamBuffers,
 }
 
 impl BufferRings {
-    /// Registers both rings with `ring`, with receive bundles if `bundles` and the kernel has
-    /// them; fails if the stream ring is refused (kernels before 5.19).
-    pub(crate) fn register(ring: &IoUring, bundles: bool) -> io::Result<Self> {
+    /// Registers both rings with `ring`, the stream ring for `wanted` where the kernel has it
+    /// (else plain); fails if the stream ring is refused (kernels before 5.19).
+    pub(crate) fn register(ring: &IoUring, wanted: StreamBuffers) -> io::Result<Self> {
+        let incremental = match wanted {
+            StreamBuffers::Incremental => {
+                ProvidedBuffers::register(ring, STREAM_INCREMENTAL, IOU_PBUF_RING_INC).ok()
+            }
+            _ => None,
+        };
+        let (stream, mode) = match incremental {
+            Some(buffers) => (buffers, StreamBuffers::Incremental),
+            None => {
+                let bundles =
+                    wanted == StreamBuffers::Bundles && ring.params().is_feature_recvsend_bundle();
+                let mode = match bundles {
+                    true => StreamBuffers::Bundles,
+                    false => StreamBuffers::Plain,
+                };
+                (ProvidedBuffers::register(ring, STREAM, 0)?, mode)
+            }
+        };
         Ok(BufferRings {
-            stream: ProvidedBuffers::register(ring, STREAM, 0)?,
+            stream,
             datagram: ProvidedBuffers::register(ring, DATAGRAM, 0).ok(),
-            bundles: bundles && ring.params().is_feature_recvsend_bundle(),
+            mode,
         })
     }
 
     /// Whether `ring`'s kernel takes incrementally consumed buffer rings
     /// (`IOU_PBUF_RING_INC`, 6.12+), by registering a one-buffer ring and removing it.
     pub(crate) fn incremental_supported(ring: &IoUring) -> io::Result<()> {
-        const IOU_PBUF_RING_INC: u16 = 2;
         let probe = Shape {
             group: 7,
             count: 1,
@@ -108,8 +151,21 @@ pub(crate) struct ProvidedBuffers {
     memory: *mut u8,
     /// The producer's side, under its lock.
     producer: Mutex<Producer>,
+    /// Registered with `IOU_PBUF_RING_INC`: the kernel consumes each buffer a receive at a time.
+    incremental: bool,
     /// Multishot receive was refused by the kernel (`EINVAL`): do not arm it again.
     refused: AtomicBool,
+}
+
+/// How much of an incrementally consumed buffer was filled and is still held.
+#[derive(Debug, Clone, Copy, Default)]
+struct Share {
+    /// Where the kernel's next receive into the buffer starts.
+    next: usize,
+    /// Completions into the buffer whose bytes are not all read yet.
+    held: u32,
+    /// The kernel moved past the buffer (a completion without `F_BUF_MORE`).
+    kernel_done: bool,
 }
 
 /// What the single producer keeps: the tail published so far, and the order buffers were
@@ -127,6 +183,8 @@ struct Producer {
     published: Box<[u16]>,
     /// Publication index by buffer id.
     published_at: Box<[u16]>,
+    /// For an incrementally consumed ring, each buffer's share (empty otherwise).
+    shares: Box<[Share]>,
 }
 
 // SAFETY: the raw pointers are to heap allocations owned by this value (its invariant); entries
@@ -181,7 +239,12 @@ impl ProvidedBuffers {
                 tail: 0,
                 published: vec![0; 2 * usize::from(shape.count)].into_boxed_slice(),
                 published_at: vec![0; usize::from(shape.count)].into_boxed_slice(),
+                shares: match flags & IOU_PBUF_RING_INC {
+                    0 => Box::default(),
+                    _ => vec![Share::default(); usize::from(shape.count)].into_boxed_slice(),
+                },
             }),
+            incremental: flags & IOU_PBUF_RING_INC != 0,
             refused: AtomicBool::new(false),
         };
         // SAFETY: `entries` holds `shape.count` page-aligned entries and lives as long as
@@ -194,52 +257,104 @@ impl ProvidedBuffers {
                 flags,
             )?;
         }
-        for bid in 0..shape.count {
-            buffers.give_back(bid);
+        {
+            let mut producer = buffers.producer.lock();
+            for bid in 0..shape.count {
+                buffers.publish(&mut producer, bid);
+            }
         }
         Ok(buffers)
     }
 
-    /// The bytes of buffer `bid` that a completion said were received.
+    /// The `len` bytes at `offset` of buffer `bid` that a completion said were received.
     ///
     /// # Safety
-    /// The caller must hold `bid` (a CQE named it and it was not given back since), and `len`
-    /// must be at most that CQE's result.
-    pub(crate) unsafe fn filled(&self, bid: u16, len: usize) -> &[u8] {
+    /// The caller must hold that part of `bid` (a completion named it, as [`filled_by`] told,
+    /// and it was not released since).
+    ///
+    /// [`filled_by`]: ProvidedBuffers::filled_by
+    pub(crate) unsafe fn filled(&self, bid: u16, offset: usize, len: usize) -> &[u8] {
         let Shape { count, size, .. } = self.shape;
-        debug_assert!(bid < count && len <= size);
-        // SAFETY: `bid` is below `count` (the kernel only names buffers of the ring), so the
-        // range lies inside `memory`; the kernel wrote `len` bytes there and does not touch the
-        // buffer again until it is given back (the caller's promise).
-        unsafe { std::slice::from_raw_parts(self.memory.add(usize::from(bid) * size), len) }
+        debug_assert!(bid < count && offset + len <= size);
+        // SAFETY: `bid` is below `count` (the kernel only names buffers of the ring) and
+        // `offset + len` is at most `size` (`filled_by` checked it), so the range lies inside
+        // `memory`; the kernel wrote those bytes and does not touch them again until the
+        // buffer is given back (the caller's promise).
+        unsafe {
+            std::slice::from_raw_parts(self.memory.add(usize::from(bid) * size + offset), len)
+        }
     }
 
-    /// Calls `each` with the buffers a receive completion of `len` bytes filled, first `bid`,
-    /// and the bytes each holds, in order: one buffer, or for a bundle the buffers published
-    /// after `bid` (the kernel takes a bundle's buffers in ring order from `bid`, and fills
-    /// every one but the last).
+    /// Calls `each` with the parts of buffers a receive completion of `len` bytes (with CQE
+    /// `flags`) filled, first in `bid`: as (buffer, offset, bytes), in order. One buffer from
+    /// its start; or for a bundle the buffers published after `bid` (the kernel takes a
+    /// bundle's buffers in ring order from `bid`, and fills every one but the last); or for an
+    /// incrementally consumed ring, `bid` from where its last completion stopped. Each part is
+    /// held until [`release`]d. `false` (and nothing held) if the completion cannot be this
+    /// ring's: it would run past the buffer.
     ///
     /// A completion of this ring must have named `bid` with result `len`, and none of the
     /// buffers it filled may have been given back since; otherwise the buffers named are wrong
     /// (but are the ring's, so reading them is still sound).
-    pub(crate) fn filled_by(&self, bid: u16, len: usize, mut each: impl FnMut(u16, usize)) {
-        let size = self.shape.size;
-        let n = len.div_ceil(size);
-        if n <= 1 {
-            return each(bid, len);
+    ///
+    /// [`release`]: ProvidedBuffers::release
+    pub(crate) fn filled_by(
+        &self,
+        bid: u16,
+        len: usize,
+        flags: u32,
+        mut each: impl FnMut(u16, usize, usize),
+    ) -> bool {
+        let Shape { count, size, .. } = self.shape;
+        if bid >= count {
+            return false;
         }
-        let producer = self.producer.lock();
+        let n = len.div_ceil(size);
+        if n <= 1 && !self.incremental {
+            each(bid, 0, len);
+            return true;
+        }
+        let mut producer = self.producer.lock();
+        if self.incremental {
+            let share = &mut producer.shares[usize::from(bid)];
+            let start = share.next;
+            if start + len > size {
+                return false;
+            }
+            share.next += len;
+            share.held += 1;
+            share.kernel_done = flags & CQE_F_BUF_MORE == 0;
+            each(bid, start, len);
+            return true;
+        }
         let first = producer.published_at[usize::from(bid)];
         let mask = producer.published.len() - 1;
         for i in 0..n {
             let at = usize::from(first.wrapping_add(i as u16)) & mask;
-            each(producer.published[at], (len - i * size).min(size));
+            each(producer.published[at], 0, (len - i * size).min(size));
         }
+        true
     }
 
-    /// Returns buffer `bid` to the kernel. The caller must not read it afterwards.
-    pub(crate) fn give_back(&self, bid: u16) {
+    /// A part of buffer `bid` that [`filled_by`] named was read: the buffer goes back to the
+    /// kernel once nothing in it is held (for an incrementally consumed buffer: no part, and
+    /// the kernel moved past it). The caller must not read that part afterwards.
+    ///
+    /// [`filled_by`]: ProvidedBuffers::filled_by
+    pub(crate) fn release(&self, bid: u16) {
         let mut producer = self.producer.lock();
+        if let Some(share) = producer.shares.get_mut(usize::from(bid)) {
+            share.held -= 1;
+            if !(share.kernel_done && share.held == 0) {
+                return;
+            }
+            *share = Share::default();
+        }
+        self.publish(&mut producer, bid);
+    }
+
+    /// Gives buffer `bid`, whole, to the kernel.
+    fn publish(&self, producer: &mut Producer, bid: u16) {
         let Shape { count, size, .. } = self.shape;
         let mask = count - 1;
         let tail = producer.tail;

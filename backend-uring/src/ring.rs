@@ -251,10 +251,16 @@ impl Ring {
         self.push(cancel.user_data(UserData::Ignored.encode()));
     }
 
-    /// Starts the operation `code` on `fd`, a zero-copy send if it is a large enough send;
-    /// returns its key.
-    pub(crate) fn start_op(&self, fd: RawFd, code: &OpCode, waker: &Waker) -> usize {
-        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy_from);
+    /// Starts the operation `code` on `fd`, a zero-copy send if it is a large enough send on
+    /// a socket that `may_zero_copy`; returns its key.
+    pub(crate) fn start_op(
+        &self,
+        fd: RawFd,
+        code: &OpCode,
+        waker: &Waker,
+        may_zero_copy: impl FnOnce() -> bool,
+    ) -> usize {
+        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy_from, may_zero_copy);
         if zero_copy {
             self.with_metrics(|m| m.zero_copy_sends.add_local(1));
         }
@@ -397,6 +403,9 @@ impl Ring {
                 let done = unsafe { multishot::complete(addr, result, cqe.flags()) };
                 if done.bundle {
                     self.with_metrics(|m| m.receive_bundles.add_local(1));
+                }
+                if done.shared {
+                    self.with_metrics(|m| m.shared_buffer_receives.add_local(1));
                 }
                 if done.finished {
                     self.multishots_in_flight

@@ -21,6 +21,9 @@ pub struct RingConfig {
     /// Arm stream receives as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+) where the kernel has
     /// them: one completion names every buffer a receive filled.
     pub receive_bundles: bool,
+    /// Receive streams into large buffers the kernel consumes a receive at a time
+    /// (`IOU_PBUF_RING_INC`, 6.12+) where it takes them; this takes precedence over bundles.
+    pub incremental_buffers: bool,
     /// The runtime's latency budget, applied as the kernel's `min_wait` where the kernel has
     /// it (`IORING_FEAT_MIN_TIMEOUT`, 6.12+); elsewhere the reactor naps instead.
     pub latency_budget: Option<std::time::Duration>,
@@ -43,6 +46,7 @@ impl Default for RingConfig {
             wake: RingWake::default(),
             multishot_receive: true,
             receive_bundles: true,
+            incremental_buffers: false,
             zero_copy_send: false,
             latency_budget: None,
             kernel_min_wait: true,

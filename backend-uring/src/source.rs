@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use runtime_core::{Lent, OpCode, OpKind, Source};
@@ -27,6 +27,9 @@ pub struct RingSource {
     /// Bytes its multishot receive got and no read took yet (`None` without provided buffers,
     /// and while dropping).
     received: Option<Arc<RecvQueue>>,
+    /// Whether its sends may be zero-copy (a TCP socket: the kernel refuses `SEND_ZC` on
+    /// others), found on its first large send.
+    zero_copy: OnceLock<bool>,
 }
 
 impl std::fmt::Debug for RingSource {
@@ -85,7 +88,19 @@ impl RingSource {
             owner,
             salvage: Arc::default(),
             received,
+            zero_copy: OnceLock::new(),
         }
+    }
+
+    /// Whether the kernel takes zero-copy sends on this socket: TCP over IPv4 or IPv6.
+    fn may_zero_copy(&self) -> bool {
+        *self.zero_copy.get_or_init(|| {
+            // SAFETY: the fd is this source's, open while `self` is borrowed.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
+            let socket = socket2::SockRef::from(&fd);
+            let inet = matches!(socket.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
+            inet && matches!(socket.r#type(), Ok(t) if t == socket2::Type::STREAM)
+        })
     }
 
     /// Adds one to a counter of the owning reactor (from any thread).
@@ -266,7 +281,8 @@ unsafe impl Source for RingSource {
                     )));
                 }
                 let fd = self.as_raw_fd();
-                match self.on_owner(|ring| ring.start_op(fd, code, cx.waker())) {
+                let may_zero_copy = || self.may_zero_copy();
+                match self.on_owner(|ring| ring.start_op(fd, code, cx.waker(), may_zero_copy)) {
                     Some(key) => {
                         *state = RingOpState::Local(key);
                         Poll::Pending

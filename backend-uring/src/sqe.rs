@@ -36,16 +36,17 @@ const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 pub(crate) const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
 /// As [`build`], for an operation the op table tracks: a send of at least `zero_copy_from`
-/// bytes becomes a zero-copy `SEND_ZC`, which completes twice: with the send's result (flagged
-/// `F_MORE`), then with a notification (`F_NOTIF`) once the kernel no longer reads the buffer.
-/// Returns whether it did.
+/// bytes on a socket that `may_zero_copy` (asked only then) becomes a zero-copy `SEND_ZC`,
+/// which completes twice: with the send's result (flagged `F_MORE`), then with a notification
+/// (`F_NOTIF`) once the kernel no longer reads the buffer. Returns whether it did.
 pub(crate) fn build_tracked(
     fd: RawFd,
     code: &OpCode,
     zero_copy_from: Option<u32>,
+    may_zero_copy: impl FnOnce() -> bool,
 ) -> (squeue::Entry, bool) {
     match (*code.kind(), zero_copy_from) {
-        (OpKind::Send { buf, len }, Some(from)) if len >= from => {
+        (OpKind::Send { buf, len }, Some(from)) if len >= from && may_zero_copy() => {
             let entry = opcode::SendZc::new(types::Fd(fd), buf, len)
                 .flags(libc::MSG_NOSIGNAL)
                 .zc_flags(SEND_ZC_REPORT_USAGE)

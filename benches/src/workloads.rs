@@ -161,9 +161,9 @@ pub fn offload(rate: u64, work: Duration) -> Workload {
     w
 }
 
-/// The ablation: on io_uring, each fast path switched off (`RUNTIME_URING_OFF`) and the
-/// latency budget switched on, each at the workloads where it should matter; the ratio is to
-/// the same server with the path (`report::ablation`).
+/// The ablation: on io_uring, each fast path switched from its default (`ours-uring!<path>`)
+/// and the latency budget switched on, each at the workloads where it should matter; the ratio
+/// is to the default server (`report::ablation`).
 pub fn ablation() -> Vec<Workload> {
     let on = ServerKind::ours(Backend::Uring);
     let budget = ServerKind::ours_budget(Backend::Uring, 200);
@@ -171,6 +171,7 @@ pub fn ablation() -> Vec<Workload> {
     let receive = on.flipped("multishot-receive");
     let bundle = on.flipped("receive-bundle");
     let zero_copy = on.flipped("zero-copy-send");
+    let incremental = on.flipped("incremental-buffers");
     let mut fixed = echo(64, 100, Mode::Open { rate: 50_000 });
     fixed.servers = [on]
         .into_iter()
@@ -180,12 +181,12 @@ pub fn ablation() -> Vec<Workload> {
     let mut closed = echo(64, 100, Mode::Closed { depth: 1 });
     closed.servers = [on].into_iter().chain(entries).chain([receive]).collect();
     let mut many = echo(64, 1000, Mode::Closed { depth: 1 });
-    many.servers = vec![on, receive, bundle];
+    many.servers = vec![on, receive, bundle, incremental];
     let mut pipelined = echo(64, 16, Mode::Closed { depth: 16 });
-    pipelined.servers = vec![on, bundle];
+    pipelined.servers = vec![on, bundle, incremental];
     let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
     stream.name = "streaming 64 KiB over 4 conns, 4 in flight each".into();
-    stream.servers = vec![on, receive, bundle, zero_copy];
+    stream.servers = vec![on, receive, bundle, incremental, zero_copy];
     let mut stream_16k = echo(16 * 1024, 4, Mode::Closed { depth: 4 });
     stream_16k.name = "streaming 16 KiB over 4 conns, 4 in flight each".into();
     stream_16k.servers = vec![on, zero_copy];

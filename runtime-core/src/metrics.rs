@@ -102,6 +102,9 @@ metrics! {
     /// Receive completions that carried more than one provided buffer (io_uring's receive
     /// bundles, 6.10+).
     receive_bundles,
+    /// Receive completions into the rest of a buffer an earlier receive had started (io_uring's
+    /// incrementally consumed buffers, 6.12+).
+    shared_buffer_receives,
     /// Sends made zero-copy (io_uring `SEND_ZC`, 6.0+).
     zero_copy_sends,
     /// Zero-copy sends the kernel copied after all (it does so for loopback).

@@ -22,7 +22,7 @@ pub struct FastPath {
 }
 
 /// The io_uring fast paths.
-pub const FAST_PATHS: [FastPath; 6] = [
+pub const FAST_PATHS: [FastPath; 7] = [
     FastPath {
         name: "multishot-receive",
         on_by_default: true,
@@ -34,6 +34,12 @@ pub const FAST_PATHS: [FastPath; 6] = [
         what: "a stream's multishot receive as a bundle, one completion for the buffers it fills \
                (6.10+); off by default: level on loopback, and stable kernels 6.13.11-6.14.8 \
                reorder bundled buffers",
+    },
+    FastPath {
+        name: "incremental-buffers",
+        on_by_default: false,
+        what: "stream receives into 32 KiB buffers the kernel consumes a receive at a time, \
+               shared by small messages (IOU_PBUF_RING_INC, 6.12+; bundles are then not used)",
     },
     FastPath {
         name: "zero-copy-send",
@@ -63,6 +69,7 @@ pub const FAST_PATHS: [FastPath; 6] = [
 pub(crate) struct SwitchedOff {
     pub(crate) multishot_receive: bool,
     pub(crate) receive_bundle: bool,
+    pub(crate) incremental_buffers: bool,
     pub(crate) zero_copy_send: bool,
     pub(crate) min_wait: bool,
     pub(crate) registered_ring_fd: bool,
@@ -75,6 +82,7 @@ impl Default for SwitchedOff {
         let mut off = SwitchedOff {
             multishot_receive: false,
             receive_bundle: false,
+            incremental_buffers: false,
             zero_copy_send: false,
             min_wait: false,
             registered_ring_fd: false,
@@ -92,6 +100,7 @@ impl SwitchedOff {
         Some(match name {
             "multishot-receive" => &mut self.multishot_receive,
             "receive-bundle" => &mut self.receive_bundle,
+            "incremental-buffers" => &mut self.incremental_buffers,
             "zero-copy-send" => &mut self.zero_copy_send,
             "min-wait" => &mut self.min_wait,
             "registered-ring-fd" => &mut self.registered_ring_fd,

@@ -51,6 +51,7 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         entries: options.ring_entries,
         multishot_receive: !options.off.multishot_receive,
         receive_bundles: !options.off.receive_bundle,
+        incremental_buffers: !options.off.incremental_buffers,
         zero_copy_send: !options.off.zero_copy_send,
         latency_budget: options.latency_budget,
         kernel_min_wait: !options.off.min_wait,

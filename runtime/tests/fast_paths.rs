@@ -203,6 +203,64 @@ fn streams_read_through_receive_bundles_get_every_byte_in_order() {
     assert_eq!(counted.receive_bundles, 0, "{reason}");
 }
 
+/// 500 distinct small messages echoed one at a time, each reply checked.
+fn ping_pong(builder: Builder) {
+    builder.reactors(1).pool_threads(1).block_on(async {
+        runtime::time::timeout(Duration::from_secs(30), async {
+            let (client, server) = common::pair().await;
+            let echo = runtime::spawn(common::echo(server));
+            for i in 0..500usize {
+                let message: Vec<u8> = (0..1 + i % 97).map(|k| pattern(i, k)).collect();
+                let BufResult(res, message) = client.write_all(message).await;
+                res.expect("write");
+                let mut got = Vec::new();
+                while got.len() < message.len() {
+                    let BufResult(res, buf) = client.read(vec![0u8; 256]).await;
+                    let n = res.expect("read");
+                    assert!(n > 0, "echo ended");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got, message, "reply {i}");
+            }
+            drop(client);
+            echo.await.expect("echo task");
+        })
+        .await
+        .expect("ping-pong within 30 s");
+    });
+}
+
+#[test]
+fn streams_read_through_shared_incremental_buffers_get_every_byte_in_order() {
+    let Some(uring) = uring() else { return };
+    let (reason, counted) = stream_concurrently(
+        uring
+            .clone()
+            .uring_fast_path("incremental-buffers", true)
+            .expect("a known path"),
+    );
+    if reason.contains("no incremental buffers") {
+        return eprintln!("skipped: {reason}");
+    }
+    assert!(reason.contains("incremental buffers"), "{reason}");
+    assert!(
+        counted.shared_buffer_receives > 0,
+        "no receive went on in a buffer another had started: {counted:?}"
+    );
+    // Each small message read before the next arrives: a buffer whose every part was read,
+    // but which the kernel still fills, must not be handed back to it.
+    ping_pong(
+        uring
+            .clone()
+            .uring_fast_path("incremental-buffers", true)
+            .expect("a known path"),
+    );
+
+    let (reason, counted) = stream_concurrently(uring);
+    assert!(!reason.contains("incremental"), "{reason}");
+    assert_eq!(counted.shared_buffer_receives, 0, "{reason}");
+}
+
 #[test]
 fn large_writes_go_zero_copy_and_arrive_whole() {
     let Some(uring) = uring() else { return };
