@@ -14,8 +14,9 @@
 //! scheduled send; or with a fixed number of requests in flight per connection; or churning
 //! connections), and reads the server's CPU time from `/proc/<pid>/task/*/schedstat` and, for
 //! ours, the runtime's counters. Ratios are taken per repeat between servers measured side by
-//! side, then summarised as median (min-max). Syscalls per request come from a separate pass
-//! under `perf stat`, which slows syscalls while it counts. `--quick` runs two workloads in
+//! side, then summarised as median (min-max). Syscalls per request come from separate passes
+//! under `perf stat`, which slows syscalls while it counts: one per repeat, counting only
+//! while the client's measured window is open (perf's control fifos), the median reported. `--quick` runs two workloads in
 //! under three minutes; the full matrix takes about an hour and writes its tables, plots, the
 //! ablation table and the machine's description into `docs/benchmarks.md`; `--only ablation`
 //! runs and writes the ablation table alone.

@@ -71,7 +71,8 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Vec<String>> {
 pub fn write(doc: &Path, repeats: usize, results: &[WorkloadResult]) -> io::Result<()> {
     let mut g = format!(
         "{repeats} repeats; ratios paired per repeat, median (min-max). A CPU ratio above 1 \
-         means the change costs CPU; the fast paths are on by default.\n\n"
+         means the change costs CPU. Each change flips one path from its default: \
+         `<path> off` for a path on by default, `<path> on` for an opt-in one.\n\n"
     );
     g.push_str(&markdown_table(&rows(results), 2));
     replace_section(doc, "ablation", &g)

@@ -384,7 +384,8 @@ pub fn write_report(
     g.push_str(&format!(
         "\nServer pinned to CPU 0, load client to CPU 1; {repeats} repeats of {}s per server and \
          workload after a warm-up, servers in a shuffled order per repeat. Ratios are paired per \
-         repeat: median (min-max). `syscalls/req` comes from a separate pass under `perf stat`; \
+         repeat: median (min-max). `syscalls/req` comes from separate passes under `perf stat`, \
+         one per repeat, counted over the measured window only (median); \
          `waits/req` (`io_uring_enter` or `epoll_wait` calls) and `wakes/handoff` from our \
          runtime's counters. Command: `cargo run --release -p benches --bin compare`.\n\n",
         measure.as_secs()
