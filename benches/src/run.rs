@@ -139,6 +139,16 @@ fn count_syscalls(kind: ServerKind, w: &Workload, window: Duration, cpu: usize) 
     Ok(count as f64 / result?.completed.max(1) as f64)
 }
 
+/// The progress line of one measurement: `<workload> | <what> <repeat>/<repeats> | <server>`.
+fn step(w: &Workload, what: &str, repeat: usize, repeats: usize, kind: ServerKind) -> String {
+    format!(
+        "{} | {what} {}/{repeats} | {}",
+        w.name,
+        repeat + 1,
+        kind.name()
+    )
+}
+
 /// Runs every workload of `plan`, prints its tables, and writes its report if told where.
 pub fn run(plan: &Plan) -> io::Result<()> {
     let cpus = cpu::online_cpus();
@@ -186,26 +196,14 @@ pub fn run(plan: &Plan) -> io::Result<()> {
         for repeat in 0..plan.repeats {
             for kind in shuffled(&w.servers, (repeat * 31 + wi) as u64) {
                 let i = w.servers.iter().position(|k| *k == kind).expect("listed");
-                progress.start(&format!(
-                    "{} | repeat {}/{} | {}",
-                    w.name,
-                    repeat + 1,
-                    plan.repeats,
-                    kind.name()
-                ));
+                progress.start(&step(w, "repeat", repeat, plan.repeats, kind));
                 servers[i].samples.push(measure(kind, w, plan, server_cpu)?);
                 progress.finish(per_run);
             }
             let Some(window) = perf else { continue };
             for kind in shuffled(&w.servers, (repeat * 17 + wi) as u64) {
                 let i = w.servers.iter().position(|k| *k == kind).expect("listed");
-                progress.start(&format!(
-                    "{} | syscalls {}/{} | {}",
-                    w.name,
-                    repeat + 1,
-                    plan.repeats,
-                    kind.name()
-                ));
+                progress.start(&step(w, "syscalls", repeat, plan.repeats, kind));
                 syscalls[i].push(count_syscalls(kind, w, window, server_cpu)?);
                 progress.finish(per_perf_run);
             }

@@ -179,28 +179,32 @@ async fn read_and_check(s: TcpStream, stream: usize, len: usize) {
     assert_eq!(res.expect("end"), 0, "stream {stream}: bytes past the end");
 }
 
+/// Streams with the opt-in fast path `path` on, then with the defaults: on, the reason says
+/// `granted` and `taken` counts the path being taken; by default, neither. Returns the builder
+/// with the path on, or `None` where the kernel refused it (the reason says "no {granted}").
+fn check_opt_in(path: &str, granted: &str, taken: fn(&MetricsSnapshot) -> u64) -> Option<Builder> {
+    let uring = uring()?;
+    let on = uring
+        .clone()
+        .uring_fast_path(path, true)
+        .expect("a known path");
+    let (reason, counted) = stream_concurrently(on.clone());
+    if reason.contains(&format!("no {granted}")) {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    assert!(reason.contains(granted), "{reason}");
+    assert!(taken(&counted) > 0, "{path} on, never taken: {counted:?}");
+
+    let (reason, counted) = stream_concurrently(uring);
+    assert!(!reason.contains(granted), "{reason}");
+    assert_eq!(taken(&counted), 0, "{path} is off by default: {counted:?}");
+    Some(on)
+}
+
 #[test]
 fn streams_read_through_receive_bundles_get_every_byte_in_order() {
-    let Some(uring) = uring() else { return };
-    let (reason, bundles) = stream_concurrently(
-        uring
-            .clone()
-            .uring_fast_path("receive-bundle", true)
-            .expect("a known path"),
-    );
-    if reason.contains("no receive bundles") {
-        return eprintln!("skipped: {reason}");
-    }
-    assert!(reason.contains("receive bundles"), "{reason}");
-    assert!(
-        bundles.receive_bundles > 0,
-        "no completion carried several buffers: {reason}"
-    );
-
-    // Off by default: the same streams through one completion per buffer.
-    let (reason, counted) = stream_concurrently(uring);
-    assert!(!reason.contains("receive bundles"), "{reason}");
-    assert_eq!(counted.receive_bundles, 0, "{reason}");
+    check_opt_in("receive-bundle", "receive bundles", |m| m.receive_bundles);
 }
 
 /// 500 distinct small messages echoed one at a time, each reply checked.
@@ -232,58 +236,17 @@ fn ping_pong(builder: Builder) {
 
 #[test]
 fn streams_read_through_shared_incremental_buffers_get_every_byte_in_order() {
-    let Some(uring) = uring() else { return };
-    let (reason, counted) = stream_concurrently(
-        uring
-            .clone()
-            .uring_fast_path("incremental-buffers", true)
-            .expect("a known path"),
-    );
-    if reason.contains("no incremental buffers") {
-        return eprintln!("skipped: {reason}");
+    let taken = |m: &MetricsSnapshot| m.shared_buffer_receives;
+    if let Some(on) = check_opt_in("incremental-buffers", "incremental buffers", taken) {
+        // Each small message read before the next arrives: a buffer whose every part was
+        // read, but which the kernel still fills, must not be handed back to it.
+        ping_pong(on);
     }
-    assert!(reason.contains("incremental buffers"), "{reason}");
-    assert!(
-        counted.shared_buffer_receives > 0,
-        "no receive went on in a buffer another had started: {counted:?}"
-    );
-    // Each small message read before the next arrives: a buffer whose every part was read,
-    // but which the kernel still fills, must not be handed back to it.
-    ping_pong(
-        uring
-            .clone()
-            .uring_fast_path("incremental-buffers", true)
-            .expect("a known path"),
-    );
-
-    let (reason, counted) = stream_concurrently(uring);
-    assert!(!reason.contains("incremental"), "{reason}");
-    assert_eq!(counted.shared_buffer_receives, 0, "{reason}");
 }
 
 #[test]
 fn large_writes_go_zero_copy_and_arrive_whole() {
-    let Some(uring) = uring() else { return };
-    let (reason, counted) = stream_concurrently(
-        uring
-            .clone()
-            .uring_fast_path("zero-copy-send", true)
-            .expect("a known path"),
-    );
-    if reason.contains("no zero-copy sends") {
-        return eprintln!("skipped: {reason}");
-    }
-    assert!(reason.contains("zero-copy sends from"), "{reason}");
-    assert!(counted.zero_copy_sends > 0, "{counted:?}");
-    eprintln!(
-        "{} zero-copy sends, {} copied by the kernel",
-        counted.zero_copy_sends, counted.zero_copy_copied
-    );
-
-    // Off by default.
-    let (reason, counted) = stream_concurrently(uring);
-    assert!(!reason.contains("zero-copy"), "{reason}");
-    assert_eq!(counted.zero_copy_sends, 0, "{reason}");
+    check_opt_in("zero-copy-send", "zero-copy sends", |m| m.zero_copy_sends);
 }
 
 /// A zero-copy write dropped while the kernel still holds its buffer (the peer reads nothing
