@@ -16,6 +16,7 @@ use crate::ring::{set_current, with_current, Ring, RingOptions};
 use crate::setup::{self, RingConfig, RingWake, ZERO_COPY_FROM};
 use crate::shared::RingShared;
 use crate::source::RingSource;
+use crate::sqe::{ZeroCopy, SEND_ZC_REPORT_USAGE};
 use crate::wake::{EventFd, MsgRingUnpark};
 
 /// Whether a ring driver is entered on the calling thread.
@@ -48,7 +49,7 @@ impl RingDriver {
     /// Sets up a ring on the calling thread, which must be the thread that runs it
     /// (`SINGLE_ISSUER`). Fails with an error naming the cause where io_uring is refused.
     pub fn new(config: &RingConfig) -> io::Result<Self> {
-        let built = setup::build(config)?;
+        let mut built = setup::build(config)?;
         let eventfd = EventFd::new()?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
@@ -69,8 +70,14 @@ impl RingDriver {
             (_, Some(StreamBuffers::Bundles)) => description += "; receive bundles",
             (_, Some(StreamBuffers::Incremental)) => description += "; incremental buffers",
             (StreamBuffers::Bundles, Some(_)) => {
-                description +=
-                    "; no receive bundles (the kernel lacks IORING_FEAT_RECVSEND_BUNDLE, 6.10+)"
+                description += match built.ring.params().is_feature_recvsend_bundle() {
+                    false => {
+                        "; no receive bundles (the kernel lacks IORING_FEAT_RECVSEND_BUNDLE, 6.10+)"
+                    }
+                    true => {
+                        "; no receive bundles (6.13.11-6.14.8 hand bundled buffers out of order)"
+                    }
+                }
             }
             (StreamBuffers::Incremental, Some(_)) => {
                 description +=
@@ -84,10 +91,17 @@ impl RingDriver {
             buffers,
             config.wake,
         ));
-        let zero_copy_from = match config.zero_copy_send {
+        let zero_copy = match config.zero_copy_send {
             true if setup::supports(&built.ring, opcode::SendZc::CODE) => {
                 description += &format!("; zero-copy sends from {ZERO_COPY_FROM} bytes");
-                Some(ZERO_COPY_FROM)
+                let flags = match setup::send_zc_reports_usage(&mut built.ring) {
+                    true => SEND_ZC_REPORT_USAGE,
+                    false => 0,
+                };
+                Some(ZeroCopy {
+                    from: ZERO_COPY_FROM,
+                    flags,
+                })
             }
             true => {
                 description += "; no zero-copy sends (the kernel lacks SEND_ZC, 6.0+)";
@@ -123,7 +137,7 @@ impl RingDriver {
             taskrun_flag: built.taskrun_flag,
             budget,
             min_wait,
-            zero_copy_from,
+            zero_copy,
         };
         let ring = Ring::new(
             built.ring,
@@ -193,19 +207,6 @@ mod tests {
     use crate::ring::DRAIN_TIMEOUTS;
     use crate::setup::RingConfig;
 
-    /// The kernel's release as (major, minor), from `uname`.
-    fn kernel_release() -> (u32, u32) {
-        // SAFETY: all-zero is a valid utsname, filled in by `uname`.
-        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-        // SAFETY: `uts` is a valid out-pointer.
-        assert_eq!(unsafe { libc::uname(&mut uts) }, 0);
-        // SAFETY: `uname` wrote a NUL-terminated string.
-        let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
-        let mut parts = release.split(|c: char| !c.is_ascii_digit());
-        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        (next(), next())
-    }
-
     /// Where the kernel has them (6.1 and later), the ring really is set up with
     /// `SINGLE_ISSUER | DEFER_TASKRUN`: the description is not a claim the setup did not check.
     #[test]
@@ -215,7 +216,7 @@ mod tests {
             Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
         };
         let granted = driver.ring.params().is_setup_single_issuer();
-        if kernel_release() >= (6, 1) {
+        if crate::setup::kernel_version() >= (6, 1, 0) {
             assert!(granted, "SINGLE_ISSUER was not granted on a 6.1+ kernel");
             assert!(
                 driver.description.contains("SINGLE_ISSUER|DEFER_TASKRUN"),

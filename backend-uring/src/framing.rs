@@ -12,7 +12,7 @@ use runtime_core::OpKind;
 use socket2::{Domain, SockRef, Type};
 
 use crate::multishot::MAX_QUEUED;
-use crate::provided::{BufferRings, StreamBuffers, DATAGRAM, STREAM};
+use crate::provided::{BufferRings, DATAGRAM, STREAM};
 
 /// The header a datagram multishot receive is armed with: room for any address, no control
 /// data. Only its lengths are set.
@@ -89,27 +89,28 @@ impl Framing {
         Framing::Datagram(Box::new(Template(msg)))
     }
 
-    /// The multishot receive's SQE (user data to be set); a stream's receives into the
-    /// stream ring `rings` has, as `rings.mode` says.
-    pub(crate) fn arm(&self, fd: i32, rings: &BufferRings) -> squeue::Entry {
+    /// The multishot receive's SQE (user data to be set), and whether it is a bundle: a
+    /// stream's receives into the stream ring `rings` has, as a bundle if `rings` uses them.
+    pub(crate) fn arm(&self, fd: i32, rings: &BufferRings) -> (squeue::Entry, bool) {
         let group = rings.stream.shape.group;
         match self {
             Framing::Datagram(template) => {
-                opcode::RecvMsgMulti::new(types::Fd(fd), &template.0, DATAGRAM.group).build()
+                let entry = opcode::RecvMsgMulti::new(types::Fd(fd), &template.0, DATAGRAM.group);
+                (entry.build(), false)
             }
-            _ if rings.mode == StreamBuffers::Bundles => bundle(
-                opcode::RecvMulti::new(types::Fd(fd), group)
-                    .len(BUNDLE_BYTES)
-                    .build(),
-            ),
-            _ => opcode::RecvMulti::new(types::Fd(fd), group).build(),
+            _ if rings.bundles() => {
+                let entry = opcode::RecvMulti::new(types::Fd(fd), group).len(BUNDLE_BYTES);
+                (bundle(entry.build()), true)
+            }
+            _ => (opcode::RecvMulti::new(types::Fd(fd), group).build(), false),
         }
     }
 }
 
 /// The most one bundle completion carries: the buffers a socket may queue (the kernel's default
 /// is all the socket holds, which one socket could take the whole ring with). A full bundle
-/// then cancels the receive, as that many single-buffer completions would.
+/// then cancels the receive, as that many single-buffer completions would. Kernels before 6.17
+/// refuse a length on a multishot receive (`EINVAL`); the ring then stops using bundles.
 const BUNDLE_BYTES: u32 = (MAX_QUEUED * STREAM.size) as u32;
 
 /// `entry`, a multishot `RECV`, made a bundle (`IORING_RECVSEND_BUNDLE` in its `ioprio`): one

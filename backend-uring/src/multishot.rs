@@ -47,6 +47,8 @@ struct QueueState {
     filled: VecDeque<Filled>,
     /// A multishot receive is in flight (its final CQE, without `F_MORE`, has not come).
     armed: bool,
+    /// The armed receive is a bundle (which kernels before 6.17 refuse, for its length cap).
+    armed_bundle: bool,
     /// A cancel was sent for the armed receive (the queue is full or the socket is gone).
     cancelling: bool,
     /// How the stream ended (0: end of file, negative: an errno), returned once the filled
@@ -171,7 +173,8 @@ impl RecvQueue {
         }
         st.armed = true;
         st.add_waiter(waker);
-        let entry = st.framing.arm(fd, &self.rings);
+        let (entry, bundle) = st.framing.arm(fd, &self.rings);
+        st.armed_bundle = bundle;
         drop(st);
         // The SQE holds one strong count until the receive's final CQE.
         let user_data = UserData::Receive(Arc::into_raw(self.clone()) as usize).encode();
@@ -314,6 +317,9 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
         st.end = Some(0);
     } else if result == -libc::ENOBUFS {
         st.one_shot_next = true;
+    } else if result == -libc::EINVAL && st.armed_bundle {
+        // The next read arms a plain multishot receive.
+        queue.rings.refuse_bundles();
     } else if result == -libc::EINVAL {
         queue.buffers(&st.framing).refuse_multishot();
         st.one_shot_next = true;
@@ -356,5 +362,70 @@ impl Drop for RecvQueue {
                 .expect("a queue with buffers has their ring")
                 .release(f.bid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::provided::StreamBuffers;
+
+    /// Arms `queue`'s receive for a read of `buf` on `fd`; returns the receive's address.
+    fn arm(queue: &Arc<RecvQueue>, fd: i32, buf: &mut [u8]) -> usize {
+        let kind = OpKind::Recv {
+            buf: buf.as_mut_ptr(),
+            len: buf.len() as u32,
+        };
+        // SAFETY: `buf` is valid for its length for the call, and nothing is submitted.
+        let step = unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) };
+        let Err(Step::Arm(entry)) = step else {
+            panic!("a read of an empty queue arms its receive")
+        };
+        match UserData::decode(entry.get_user_data()) {
+            UserData::Receive(addr) => addr,
+            _ => panic!("a receive's user data"),
+        }
+    }
+
+    /// Kernels before 6.17 refuse a length on a multishot receive: a refused bundle makes the
+    /// ring arm plain multishot receives, not give up multishot.
+    #[test]
+    fn a_refused_bundle_falls_back_to_plain_multishot_receives() {
+        let Ok(ring) = io_uring::IoUring::new(8) else {
+            return eprintln!("skipped: io_uring unavailable");
+        };
+        let Ok(rings) = BufferRings::register(&ring, StreamBuffers::Bundles) else {
+            return eprintln!("skipped: no buffer rings");
+        };
+        let rings = Arc::new(rings);
+        if !rings.bundles() {
+            return eprintln!("skipped: no receive bundles here");
+        }
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let queue = RecvQueue::new(rings.clone());
+        let mut buf = [0u8; 16];
+
+        let addr = arm(&queue, socket.as_raw_fd(), &mut buf);
+        assert!(queue.state.lock().armed_bundle);
+        // SAFETY: the receive just armed (never submitted); this is its final CQE.
+        let done = unsafe { complete(addr, -libc::EINVAL, 0) };
+        assert!(done.finished);
+        assert!(
+            !rings.bundles(),
+            "bundles still used after the kernel refused one"
+        );
+        assert!(
+            rings.stream.multishot_allowed(),
+            "multishot given up for a bundle"
+        );
+
+        let addr = arm(&queue, socket.as_raw_fd(), &mut buf);
+        assert!(!queue.state.lock().armed_bundle, "armed as a bundle again");
+        // SAFETY: as above.
+        let done = unsafe { complete(addr, -libc::ECANCELED, 0) };
+        assert!(done.finished);
+        rings.unregister(&ring);
     }
 }

@@ -45,10 +45,9 @@ impl OpTable {
         let result = match cqueue::notif(flags) {
             true => match self.awaiting_notification.remove(&key) {
                 Some(sent) => sent,
-                None => {
-                    debug_assert!(false, "a notification without its send's result");
-                    -libc::EIO
-                }
+                // Not after a send's `F_MORE` result: nothing of ours waits for it (the key
+                // may be another operation's by now), so it is ignored.
+                None => return Deferred::Nothing,
             },
             false => result,
         };
@@ -204,5 +203,26 @@ mod tests {
         let (res, deferred) = table.poll(key, &waker);
         deferred.run();
         assert_eq!(res, Some(-libc::EPIPE));
+    }
+
+    #[test]
+    fn a_notification_without_a_send_result_completes_nothing() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut table = OpTable::default();
+        let key = table.insert(waker.clone());
+        table.complete(key, 0, F_NOTIF).run();
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            0,
+            "a stray notification woke it"
+        );
+        let (res, deferred) = table.poll(key, &waker);
+        deferred.run();
+        assert_eq!(
+            res, None,
+            "a stray notification completed another operation"
+        );
+        assert!(table.has_in_flight());
     }
 }

@@ -80,12 +80,21 @@ pub(crate) enum StreamBuffers {
     Incremental,
 }
 
+/// Whether a kernel of `version` hands bundled buffers out of ring order: stable releases
+/// 6.13.11 to 6.14.8 do (liburing issue 1409, fixed in 6.14.9), which would mix up a stream's
+/// bytes; bundles are not used there.
+pub(crate) fn reorders_bundles(version: (u32, u32, u32)) -> bool {
+    ((6, 13, 11)..(6, 14, 9)).contains(&version)
+}
+
 /// A ring's buffer rings: one for streams, and one for datagrams where the kernel took it.
 pub(crate) struct BufferRings {
     pub(crate) stream: ProvidedBuffers,
     pub(crate) datagram: Option<ProvidedBuffers>,
     /// How stream receives use `stream`: what was asked for, where the kernel has it.
     pub(crate) mode: StreamBuffers,
+    /// The kernel refused a bundle: later receives are plain multishot ones.
+    bundles_refused: AtomicBool,
 }
 
 impl BufferRings {
@@ -101,8 +110,9 @@ impl BufferRings {
         let (stream, mode) = match incremental {
             Some(buffers) => (buffers, StreamBuffers::Incremental),
             None => {
-                let bundles =
-                    wanted == StreamBuffers::Bundles && ring.params().is_feature_recvsend_bundle();
+                let bundles = wanted == StreamBuffers::Bundles
+                    && ring.params().is_feature_recvsend_bundle()
+                    && !reorders_bundles(crate::setup::kernel_version());
                 let mode = match bundles {
                     true => StreamBuffers::Bundles,
                     false => StreamBuffers::Plain,
@@ -114,7 +124,19 @@ impl BufferRings {
             stream,
             datagram: ProvidedBuffers::register(ring, DATAGRAM, 0).ok(),
             mode,
+            bundles_refused: AtomicBool::new(false),
         })
+    }
+
+    /// Whether stream receives are armed as bundles.
+    pub(crate) fn bundles(&self) -> bool {
+        self.mode == StreamBuffers::Bundles && !self.bundles_refused.load(Ordering::Relaxed)
+    }
+
+    /// The kernel refused a bundle (its length cap, before 6.17): arm plain receives from now
+    /// on.
+    pub(crate) fn refuse_bundles(&self) {
+        self.bundles_refused.store(true, Ordering::Relaxed);
     }
 
     /// Whether `ring`'s kernel takes incrementally consumed buffer rings
@@ -323,7 +345,7 @@ impl ProvidedBuffers {
             }
             share.next += len;
             share.held += 1;
-            share.kernel_done = flags & CQE_F_BUF_MORE == 0;
+            share.kernel_done |= flags & CQE_F_BUF_MORE == 0;
             each(bid, start, len);
             return true;
         }

@@ -25,7 +25,7 @@ use crate::multishot;
 use crate::op_table::OpTable;
 use crate::salvage::Abandoned;
 use crate::shared::{RingPtr, RingShared};
-use crate::sqe;
+use crate::sqe::{self, ZeroCopy};
 use crate::user_data::UserData;
 
 /// How long dropping a driver waits, in total, for cancelled operations to complete.
@@ -52,8 +52,8 @@ pub(crate) struct Ring {
     /// The latency budget as a nap after the wait, where the kernel's `min_wait` is not used.
     nap: Option<LatencyBudget>,
     ops: RefCell<OpTable>,
-    /// Sends of at least this many bytes started here are zero-copy (`None`: none are).
-    zero_copy_from: Option<u32>,
+    /// How sends started here are made zero-copy (`None`: none are).
+    zero_copy: Option<ZeroCopy>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
     eventfd: RawFd,
@@ -122,8 +122,8 @@ pub(crate) struct RingOptions {
     pub(crate) budget: Option<Duration>,
     /// The budget is the kernel's `min_wait` (else the driver's nap).
     pub(crate) min_wait: bool,
-    /// Sends of at least this many bytes are zero-copy (`None`: none are).
-    pub(crate) zero_copy_from: Option<u32>,
+    /// How sends are made zero-copy (`None`: none are).
+    pub(crate) zero_copy: Option<ZeroCopy>,
 }
 
 impl Ring {
@@ -139,7 +139,7 @@ impl Ring {
             taskrun_flag,
             budget,
             min_wait,
-            zero_copy_from,
+            zero_copy,
         } = options;
         let sqpoll = ring.params().is_setup_sqpoll();
         let budget = budget.and_then(LatencyBudget::new);
@@ -154,7 +154,7 @@ impl Ring {
             min_wait_usec,
             nap: budget.filter(|_| !min_wait),
             ops: RefCell::new(OpTable::default()),
-            zero_copy_from,
+            zero_copy,
             taskrun_flag,
             eventfd,
             wake_buf: Box::into_raw(Box::new(0u64)),
@@ -260,7 +260,7 @@ impl Ring {
         waker: &Waker,
         may_zero_copy: impl FnOnce() -> bool,
     ) -> usize {
-        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy_from, may_zero_copy);
+        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy, may_zero_copy);
         if zero_copy {
             self.with_metrics(|m| m.zero_copy_sends.add_local(1));
         }

@@ -2,9 +2,10 @@
 
 use std::io;
 
-use io_uring::{IoUring, Probe};
+use io_uring::{cqueue, opcode, types, IoUring, Probe};
 
-use crate::sqe::REQUIRED_OPCODES;
+use crate::sqe::{REQUIRED_OPCODES, SEND_ZC_REPORT_USAGE};
+use crate::user_data::UserData;
 
 /// How to set up a reactor's ring.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ impl Default for RingConfig {
             entries: 256,
             wake: RingWake::default(),
             multishot_receive: true,
-            receive_bundles: true,
+            receive_bundles: false,
             incremental_buffers: false,
             zero_copy_send: false,
             latency_budget: None,
@@ -203,6 +204,48 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
     check_opcodes(ring, REQUIRED_OPCODES)
 }
 
+/// The running kernel's release as (major, minor, patch); zeros where it cannot be read.
+pub(crate) fn kernel_version() -> (u32, u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next(), next(), next())
+}
+
+/// Whether `ring`'s kernel takes `IORING_SEND_ZC_REPORT_USAGE` (6.2+, and some 6.1 stable
+/// releases): a `SEND_ZC` with it on no socket fails with `EBADF` where the flag is known, and
+/// with `EINVAL` where it is not. Run on a ring just set up, before anything else is queued.
+pub(crate) fn send_zc_reports_usage(ring: &mut IoUring) -> bool {
+    let entry = opcode::SendZc::new(types::Fd(-1), std::ptr::null(), 0)
+        .zc_flags(SEND_ZC_REPORT_USAGE)
+        .build()
+        .user_data(UserData::Ignored.encode());
+    // SAFETY: the entry names no memory: a null buffer of no bytes, and no socket.
+    if unsafe { ring.submission().push(&entry) }.is_err() {
+        return false;
+    }
+    // The send's result, and its notification if it is flagged `F_MORE`.
+    let mut result = None;
+    let mut more = true;
+    let limit = types::Timespec::from(std::time::Duration::from_secs(1));
+    while more {
+        // Bounded, so that a notification that never comes cannot hold up the setup.
+        let args = types::SubmitArgs::new().timespec(&limit);
+        if ring.submitter().submit_with_args(1, &args).is_err() {
+            return false;
+        }
+        for cqe in ring.completion() {
+            more = cqueue::more(cqe.flags());
+            if !cqueue::notif(cqe.flags()) {
+                result = Some(cqe.result());
+            }
+        }
+    }
+    matches!(result, Some(r) if r != -libc::EINVAL)
+}
+
 /// Whether `ring`'s kernel has the opcode `code` (`false` if it cannot be probed).
 pub(crate) fn supports(ring: &IoUring, code: u8) -> bool {
     let mut probe = Probe::new();
@@ -299,5 +342,37 @@ mod tests {
             built.description
         );
         assert!(!built.taskrun_flag);
+    }
+
+    #[test]
+    fn zero_copy_usage_reports_are_found_where_the_kernel_has_them() {
+        let Ok(mut ring) = IoUring::new(8) else {
+            return eprintln!("skipped: io_uring unavailable");
+        };
+        if !supports(&ring, opcode::SendZc::CODE) {
+            return eprintln!("skipped: no SEND_ZC");
+        }
+        let reports = send_zc_reports_usage(&mut ring);
+        assert_eq!(
+            reports,
+            kernel_version() >= (6, 2, 0),
+            "{:?}",
+            kernel_version()
+        );
+        let left: Vec<_> = ring.completion().map(|c| (c.result(), c.flags())).collect();
+        assert!(
+            left.is_empty(),
+            "the probe left completions behind: {left:?}"
+        );
+    }
+
+    #[test]
+    fn bundles_are_refused_where_stable_kernels_reordered_them() {
+        use crate::provided::reorders_bundles;
+        assert!(!reorders_bundles((6, 13, 10)));
+        assert!(reorders_bundles((6, 13, 11)));
+        assert!(reorders_bundles((6, 14, 8)));
+        assert!(!reorders_bundles((6, 14, 9)));
+        assert!(!reorders_bundles((6, 18, 0)));
     }
 }

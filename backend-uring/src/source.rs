@@ -92,7 +92,8 @@ impl RingSource {
         }
     }
 
-    /// Whether the kernel takes zero-copy sends on this socket: TCP over IPv4 or IPv6.
+    /// Whether the kernel takes zero-copy sends on this socket: TCP over IPv4 or IPv6 (not
+    /// MPTCP, nor Unix streams, which refuse `SEND_ZC`).
     fn may_zero_copy(&self) -> bool {
         *self.zero_copy.get_or_init(|| {
             // SAFETY: the fd is this source's, open while `self` is borrowed.
@@ -100,6 +101,7 @@ impl RingSource {
             let socket = socket2::SockRef::from(&fd);
             let inet = matches!(socket.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
             inet && matches!(socket.r#type(), Ok(t) if t == socket2::Type::STREAM)
+                && matches!(socket.protocol(), Ok(Some(p)) if p == socket2::Protocol::TCP)
         })
     }
 

@@ -29,27 +29,35 @@ pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
     }
 }
 
-/// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied after all.
-const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+/// `IORING_SEND_ZC_REPORT_USAGE` (6.2+): the notification says whether the kernel copied after
+/// all.
+pub(crate) const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+
+/// How a ring makes zero-copy sends: from how many bytes, with which `SEND_ZC` flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ZeroCopy {
+    pub(crate) from: u32,
+    pub(crate) flags: u16,
+}
 
 /// In a zero-copy send's notification result: the kernel copied the bytes.
 pub(crate) const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
-/// As [`build`], for an operation the op table tracks: a send of at least `zero_copy_from`
+/// As [`build`], for an operation the op table tracks: a send of at least `zero_copy.from`
 /// bytes on a socket that `may_zero_copy` (asked only then) becomes a zero-copy `SEND_ZC`,
 /// which completes twice: with the send's result (flagged `F_MORE`), then with a notification
 /// (`F_NOTIF`) once the kernel no longer reads the buffer. Returns whether it did.
 pub(crate) fn build_tracked(
     fd: RawFd,
     code: &OpCode,
-    zero_copy_from: Option<u32>,
+    zero_copy: Option<ZeroCopy>,
     may_zero_copy: impl FnOnce() -> bool,
 ) -> (squeue::Entry, bool) {
-    match (*code.kind(), zero_copy_from) {
-        (OpKind::Send { buf, len }, Some(from)) if len >= from && may_zero_copy() => {
+    match (*code.kind(), zero_copy) {
+        (OpKind::Send { buf, len }, Some(zc)) if len >= zc.from && may_zero_copy() => {
             let entry = opcode::SendZc::new(types::Fd(fd), buf, len)
                 .flags(libc::MSG_NOSIGNAL)
-                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .zc_flags(zc.flags)
                 .build();
             (entry, true)
         }
