@@ -228,7 +228,7 @@ fn opcodes(report: &mut UringReport, ring: &IoUring) {
         (
             opcode::SendZc::CODE,
             "SEND_ZC",
-            "zero-copy sends (6.0+); not used by the driver yet",
+            "zero-copy sends of 16 KiB and more (6.0+; the opt-in zero-copy-send fast path)",
         ),
     ];
     for (code, name, what) in optional {
@@ -258,12 +258,17 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
                 "registered: reads go through one multishot receive per socket (a kernel \
                  before 6.0 refuses multishot with EINVAL, and reads fall back to one-shot)",
             );
-            let (ok, detail) = match rings.mode == StreamBuffers::Bundles {
-                true => (
+            let (ok, detail) = match (rings.mode, ring.params().is_feature_recvsend_bundle()) {
+                (StreamBuffers::Bundles, _) => (
                     true,
-                    "stream receives are bundles: one completion for the buffers a receive fills",
+                    "available: one completion for the buffers a receive fills (the opt-in \
+                     receive-bundle fast path)",
                 ),
-                false => (
+                (_, true) => (
+                    false,
+                    "not used on 6.13.11-6.14.8, which hand bundled buffers out of order",
+                ),
+                (_, false) => (
                     false,
                     "no IORING_FEAT_RECVSEND_BUNDLE (6.10+): one completion per buffer",
                 ),
