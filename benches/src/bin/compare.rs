@@ -16,10 +16,10 @@
 //! ours, the runtime's counters. Ratios are taken per repeat between servers measured side by
 //! side, then summarised as median (min-max). Syscalls per request come from separate passes
 //! under `perf stat`, which slows syscalls while it counts: one per repeat, counting only
-//! while the client's measured window is open (perf's control fifos), the median reported. `--quick` runs two workloads in
-//! under three minutes; the full matrix takes about an hour and writes its tables, plots, the
-//! ablation table and the machine's description into `docs/benchmarks.md`; `--only ablation`
-//! runs and writes the ablation table alone.
+//! while the client's measured window is open (perf's control fifos), the median reported.
+//! `--quick` runs two workloads in a few minutes; the full matrix takes over an hour and writes
+//! its tables, plots, the ablation table and the machine's description into
+//! `docs/benchmarks.md`; `--only ablation` runs and writes the ablation table alone.
 
 use std::io;
 use std::path::{Path, PathBuf};
