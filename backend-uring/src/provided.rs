@@ -117,7 +117,9 @@ impl BufferRings {
                     true => StreamBuffers::Bundles,
                     false => StreamBuffers::Plain,
                 };
-                (ProvidedBuffers::register(ring, STREAM, 0)?, mode)
+                let mut buffers = ProvidedBuffers::register(ring, STREAM, 0)?;
+                buffers.bundled = bundles;
+                (buffers, mode)
             }
         };
         Ok(BufferRings {
@@ -175,6 +177,8 @@ pub(crate) struct ProvidedBuffers {
     producer: Mutex<Producer>,
     /// Registered with `IOU_PBUF_RING_INC`: the kernel consumes each buffer a receive at a time.
     incremental: bool,
+    /// Receives into it are armed as bundles: a completion may fill several buffers.
+    bundled: bool,
     /// Multishot receive was refused by the kernel (`EINVAL`): do not arm it again.
     refused: AtomicBool,
 }
@@ -267,6 +271,7 @@ impl ProvidedBuffers {
                 },
             }),
             incremental: flags & IOU_PBUF_RING_INC != 0,
+            bundled: false,
             refused: AtomicBool::new(false),
         };
         // SAFETY: `entries` holds `shape.count` page-aligned entries and lives as long as
@@ -335,6 +340,10 @@ impl ProvidedBuffers {
         if n <= 1 && !self.incremental {
             each(bid, 0, len);
             return true;
+        }
+        // More than one buffer only from a bundle, and never more than the ring has.
+        if n > 1 && !(self.bundled && n <= usize::from(count)) {
+            return false;
         }
         let mut producer = self.producer.lock();
         if self.incremental {
@@ -422,5 +431,99 @@ impl Drop for ProvidedBuffers {
             alloc::dealloc(self.entries.cast(), self.shape.entries_layout());
             alloc::dealloc(self.memory, self.shape.memory_layout());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffers a completion names, as (buffer, offset, bytes).
+    fn parts(
+        buffers: &ProvidedBuffers,
+        bid: u16,
+        len: usize,
+        flags: u32,
+    ) -> Option<Vec<(u16, usize, usize)>> {
+        let mut named = Vec::new();
+        let whole = buffers.filled_by(bid, len, flags, |b, offset, n| named.push((b, offset, n)));
+        whole.then_some(named)
+    }
+
+    #[test]
+    fn a_bundle_names_the_buffers_published_after_its_first() {
+        let Ok(ring) = IoUring::new(8) else {
+            return eprintln!("skipped: io_uring unavailable");
+        };
+        let Ok(rings) = BufferRings::register(&ring, StreamBuffers::Plain) else {
+            return eprintln!("skipped: no buffer rings");
+        };
+        let mut buffers = rings.stream;
+        // Plain: a completion cannot fill more than one buffer.
+        assert_eq!(parts(&buffers, 511, 3 * 4096, 0), None);
+        buffers.bundled = true;
+        // Published 0..=511 in order; 2 and then 0 are given back, so they follow 511.
+        buffers.release(2);
+        buffers.release(0);
+        assert_eq!(
+            parts(&buffers, 511, 2 * 4096 + 100, 0),
+            Some(vec![(511, 0, 4096), (2, 0, 4096), (0, 0, 100)])
+        );
+        assert_eq!(parts(&buffers, 9, 100, 0), Some(vec![(9, 0, 100)]));
+        assert_eq!(parts(&buffers, 512, 100, 0), None, "no such buffer");
+        // Nothing was armed: no receive can write into the buffers once they are removed.
+        let _ = ring.submitter().unregister_buf_ring(buffers.shape.group);
+        if let Some(datagram) = &rings.datagram {
+            let _ = ring.submitter().unregister_buf_ring(datagram.shape.group);
+        }
+    }
+
+    #[test]
+    fn an_incremental_buffer_goes_back_once_the_kernel_and_every_reader_are_done() {
+        let Ok(ring) = IoUring::new(8) else {
+            return eprintln!("skipped: io_uring unavailable");
+        };
+        let Ok(buffers) = ProvidedBuffers::register(&ring, STREAM_INCREMENTAL, IOU_PBUF_RING_INC)
+        else {
+            return eprintln!("skipped: no incremental buffer rings");
+        };
+        let tail = |b: &ProvidedBuffers| b.producer.lock().tail;
+        let published = tail(&buffers);
+        assert_eq!(
+            parts(&buffers, 5, 100, CQE_F_BUF_MORE),
+            Some(vec![(5, 0, 100)])
+        );
+        assert_eq!(
+            parts(&buffers, 5, 50, CQE_F_BUF_MORE),
+            Some(vec![(5, 100, 50)])
+        );
+        buffers.release(5);
+        buffers.release(5);
+        assert_eq!(
+            tail(&buffers),
+            published,
+            "given back while the kernel fills it"
+        );
+        assert_eq!(parts(&buffers, 5, 30, 0), Some(vec![(5, 150, 30)]));
+        assert_eq!(tail(&buffers), published, "given back with a part unread");
+        buffers.release(5);
+        assert_eq!(
+            tail(&buffers),
+            published.wrapping_add(1),
+            "not given back when done"
+        );
+        // Given back whole: the kernel starts it again from its beginning.
+        assert_eq!(
+            parts(&buffers, 5, 10, CQE_F_BUF_MORE),
+            Some(vec![(5, 0, 10)])
+        );
+        assert_eq!(
+            parts(&buffers, 6, 32 * 1024 + 1, 0),
+            None,
+            "past the buffer's end"
+        );
+        let _ = ring
+            .submitter()
+            .unregister_buf_ring(STREAM_INCREMENTAL.group);
     }
 }
