@@ -151,6 +151,14 @@ mod tests {
     const F_MORE: u32 = 1 << 1;
     const F_NOTIF: u32 = 1 << 3;
 
+    /// A table with one operation in flight, and a count of its wakes.
+    struct OneOp {
+        table: OpTable,
+        key: usize,
+        waker: Waker,
+        wakes: Arc<Wakes>,
+    }
+
     #[derive(Default)]
     struct Wakes(AtomicUsize);
 
@@ -160,69 +168,78 @@ mod tests {
         }
     }
 
+    impl OneOp {
+        fn new() -> Self {
+            let wakes = Arc::new(Wakes::default());
+            let waker = Waker::from(wakes.clone());
+            let mut table = OpTable::default();
+            let key = table.insert(waker.clone());
+            OneOp {
+                table,
+                key,
+                waker,
+                wakes,
+            }
+        }
+
+        fn complete(&mut self, result: i32, flags: u32) {
+            self.table.complete(self.key, result, flags).run();
+        }
+
+        /// Its result, if its future would see one now.
+        fn poll(&mut self) -> Option<i32> {
+            let (res, deferred) = self.table.poll(self.key, &self.waker);
+            deferred.run();
+            res
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::Relaxed)
+        }
+    }
+
     #[test]
     fn a_zero_copy_send_completes_with_its_notification_and_its_result() {
-        let wakes = Arc::new(Wakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut table = OpTable::default();
-        let key = table.insert(waker.clone());
-
-        table.complete(key, 65_536, F_MORE).run();
+        let mut op = OneOp::new();
+        op.complete(65_536, F_MORE);
+        assert_eq!(op.wakes(), 0, "woken before the notification");
         assert_eq!(
-            wakes.0.load(Ordering::Relaxed),
-            0,
-            "woken before the notification"
-        );
-        let (res, deferred) = table.poll(key, &waker);
-        deferred.run();
-        assert_eq!(
-            res, None,
+            op.poll(),
+            None,
             "completed before the kernel let go of the buffer"
         );
-        assert!(table.has_in_flight(), "the kernel still reads the buffer");
+        assert!(
+            op.table.has_in_flight(),
+            "the kernel still reads the buffer"
+        );
 
-        table.complete(key, 0, F_NOTIF).run();
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
-        let (res, deferred) = table.poll(key, &waker);
-        deferred.run();
+        op.complete(0, F_NOTIF);
+        assert_eq!(op.wakes(), 1);
         assert_eq!(
-            res,
+            op.poll(),
             Some(65_536),
             "the send's result, not the notification's"
         );
-        assert!(!table.has_in_flight());
+        assert!(!op.table.has_in_flight());
     }
 
     #[test]
     fn a_send_without_a_notification_completes_at_once() {
-        let wakes = Arc::new(Wakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut table = OpTable::default();
-        let key = table.insert(waker.clone());
-        table.complete(key, -libc::EPIPE, 0).run();
-        let (res, deferred) = table.poll(key, &waker);
-        deferred.run();
-        assert_eq!(res, Some(-libc::EPIPE));
+        let mut op = OneOp::new();
+        op.complete(-libc::EPIPE, 0);
+        assert_eq!(op.poll(), Some(-libc::EPIPE));
     }
 
     #[test]
     fn a_notification_without_a_send_result_completes_nothing() {
-        let wakes = Arc::new(Wakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut table = OpTable::default();
-        let key = table.insert(waker.clone());
-        table.complete(key, 0, F_NOTIF).run();
+        let mut op = OneOp::new();
+        op.complete(0, F_NOTIF);
+        assert_eq!(op.wakes(), 0, "a stray notification woke it");
         assert_eq!(
-            wakes.0.load(Ordering::Relaxed),
-            0,
-            "a stray notification woke it"
-        );
-        let (res, deferred) = table.poll(key, &waker);
-        deferred.run();
-        assert_eq!(
-            res, None,
+            op.poll(),
+            None,
             "a stray notification completed another operation"
         );
-        assert!(table.has_in_flight());
+        assert!(op.table.has_in_flight());
     }
 }
