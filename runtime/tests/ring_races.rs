@@ -6,10 +6,8 @@
 //!
 //! `STRESS_SCALE` divides the counts (CI runs this file under valgrind with a larger divisor).
 
-use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 mod common;
 
@@ -169,7 +167,7 @@ async fn a_stale_receive_cancel_never_reaches_a_new_connection() {
         next_peer.set_nodelay(true).expect("nodelay");
         let mut accept = Box::pin(listener.accept());
         // On epoll the accept is done at once; on io_uring it is submitted, then dropped.
-        let accepted = poll_fn(|cx| Poll::Ready(accept.as_mut().poll(cx))).await;
+        let accepted = common::poll_once(accept.as_mut()).await;
         drop(accept);
         runtime::yield_now().await;
         let old_peer = peer;
@@ -183,8 +181,8 @@ async fn a_stale_receive_cancel_never_reaches_a_new_connection() {
         .await
         .expect("pool task");
         let next_server = match accepted {
-            Poll::Ready(res) => res.expect("accept").0,
-            Poll::Pending => listener.accept().await.expect("the salvaged connection").0,
+            Some(res) => res.expect("accept").0,
+            None => listener.accept().await.expect("the salvaged connection").0,
         };
         let read = next_server.read(vec![0u8; 8]);
         let mut next_peer = next_peer;

@@ -3,12 +3,11 @@
 //! window past a buffer's initialised bytes. On both backends; CI also runs this file under
 //! valgrind, which reports any write by the kernel into memory that was given back.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 mod common;
@@ -18,14 +17,6 @@ use runtime::net::{TcpListener, TcpStream};
 use runtime::{BufResult, IoBuf, JoinHandle};
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Polls `fut` once from the calling task, so that it starts here.
-async fn start<T>(fut: &mut Boxed<T>) -> Option<T> {
-    match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-        Poll::Ready(out) => Some(out),
-        Poll::Pending => None,
-    }
-}
 
 /// Where an operation started on reactor 0 is finished.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +41,7 @@ async fn move_op<T: Send + 'static>(
     mut fut: Boxed<T>,
     meanwhile: impl Future<Output = ()>,
 ) -> T {
-    if let Some(done) = start(&mut fut).await {
+    if let Some(done) = common::poll_once(fut.as_mut()).await {
         meanwhile.await;
         return done;
     }
@@ -211,7 +202,10 @@ async fn an_operation_dropped_on_another_thread_keeps_its_memory() {
     for round in 0..32u8 {
         let s = server.clone();
         let mut read: Boxed<_> = Box::pin(async move { s.read(vec![0xAA; 4096]).await });
-        assert!(start(&mut read).await.is_none(), "nothing was sent yet");
+        assert!(
+            common::poll_once(read.as_mut()).await.is_none(),
+            "nothing was sent yet"
+        );
         runtime::pool::spawn(async move { drop(read) })
             .await
             .expect("drop on the pool");
@@ -296,7 +290,7 @@ async fn a_socket_dropped_on_the_pool_is_closed_after_its_queued_writes() {
         });
         // On io_uring the write is handed off; on epoll it is made at once. Then it is dropped,
         // and the socket with it.
-        drop(start(&mut write).await);
+        drop(common::poll_once(write.as_mut()).await);
         drop(write);
         let second = std::net::TcpStream::connect(other_addr).expect("connect");
         done.send(()).expect("send");

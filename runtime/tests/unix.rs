@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -471,9 +470,8 @@ async fn a_stream_receive_of_fds_dropped_after_they_arrived_loses_nothing() {
         let msg = vec![round; 3 + round as usize];
         // Boxed, so that `drop` below drops the future itself.
         let mut receive = Box::pin(rx.recv_with_fds(Vec::with_capacity(64), 1));
-        let first =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(receive.as_mut().poll(cx))).await;
-        assert!(first.is_pending(), "round {round}: nothing was sent yet");
+        let first = common::poll_once(receive.as_mut()).await;
+        assert!(first.is_none(), "round {round}: nothing was sent yet");
         let (mut watcher, passed) = StdStream::pair().expect("pair");
         let BufResult(sent, _) = tx.send_with_fds(msg.clone(), &[passed.as_fd()]).await;
         assert_eq!(sent.expect("send"), msg.len());
@@ -515,9 +513,8 @@ async fn a_datagram_receive_dropped_after_it_arrived_keeps_its_sender() {
     for round in 0..16u8 {
         let msg = vec![round; 1 + round as usize];
         let mut receive = Box::pin(b.recv_from(Vec::with_capacity(64)));
-        let first =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(receive.as_mut().poll(cx))).await;
-        assert!(first.is_pending(), "round {round}: nothing was sent yet");
+        let first = common::poll_once(receive.as_mut()).await;
+        assert!(first.is_none(), "round {round}: nothing was sent yet");
         let BufResult(sent, _) = a.send_to(msg.clone(), &b_path.0).await;
         assert_eq!(sent.expect("send_to"), msg.len());
         runtime::yield_now().await;

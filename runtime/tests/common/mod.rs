@@ -117,6 +117,18 @@ impl Rng {
     }
 }
 
+/// Polls `fut` once from the calling task (so that an operation starts here): its output if it
+/// finished.
+pub async fn poll_once<F: std::future::Future + ?Sized>(
+    mut fut: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match polled {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
 /// Every reactor's counters, summed.
 pub fn totals() -> runtime::MetricsSnapshot {
     runtime::MetricsSnapshot::sum(&runtime::metrics())
