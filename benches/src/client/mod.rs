@@ -80,8 +80,6 @@ impl std::fmt::Debug for WindowHook {
 pub struct LoadResult {
     /// Requests completed within the measured window.
     pub completed: u64,
-    /// Requests completed over the whole run, warm-up included.
-    pub completed_total: u64,
     /// Requests sent within the measured window.
     pub sent: u64,
     /// Latency from scheduled send to full reply, microseconds.
@@ -102,7 +100,6 @@ pub(crate) struct Window {
     latency: Histogram<u64>,
     sent: u64,
     completed: u64,
-    completed_total: u64,
     late: u64,
     hook: Option<WindowHook>,
     opened: bool,
@@ -122,7 +119,6 @@ impl Window {
                 .map_err(|e| io::Error::other(e.to_string()))?,
             sent: 0,
             completed: 0,
-            completed_total: 0,
             late: 0,
             hook: spec.on_window.clone(),
             opened: false,
@@ -155,7 +151,6 @@ impl Window {
     /// The reply to the request scheduled for `scheduled` came at `done_at`.
     pub(crate) fn completed(&mut self, scheduled: Instant, done_at: Instant) -> io::Result<()> {
         self.reached(done_at)?;
-        self.completed_total += 1;
         if scheduled >= self.measure_from {
             self.completed += 1;
             let us = (done_at - scheduled).as_micros().max(1) as u64;
@@ -173,7 +168,6 @@ impl Window {
         }
         Ok(LoadResult {
             completed: self.completed,
-            completed_total: self.completed_total,
             sent: self.sent,
             latency_us: self.latency,
             window: self.measure,
