@@ -21,6 +21,13 @@ pub struct FastPath {
     pub what: &'static str,
 }
 
+impl FastPath {
+    /// The fast path called `name`, if there is one.
+    pub fn named(name: &str) -> Option<FastPath> {
+        FAST_PATHS.into_iter().find(|p| p.name == name)
+    }
+}
+
 /// The io_uring fast paths.
 pub const FAST_PATHS: [FastPath; 7] = [
     FastPath {

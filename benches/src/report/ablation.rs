@@ -16,9 +16,7 @@ pub const PREFIX: &str = "ablation: ";
 fn baseline<'a>(server: &'a str, reference: &'a str) -> (&'a str, String) {
     match server.split_once('!') {
         Some((with, path)) => {
-            let on = runtime::FAST_PATHS
-                .iter()
-                .any(|p| p.name == path && !p.on_by_default);
+            let on = runtime::FastPath::named(path).is_some_and(|p| !p.on_by_default);
             (with, format!("{path} {}", if on { "on" } else { "off" }))
         }
         None => (reference, format!("{server} (vs {reference})")),

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use runtime::Backend;
+use runtime::{Backend, FastPath};
 
 use crate::cpu;
 
@@ -36,7 +36,7 @@ pub enum ServerKind {
         budget_us: u32,
         /// An io_uring fast path switched from its default (`runtime::FAST_PATHS`, through
         /// `Builder::uring_fast_path`), if any.
-        flipped: Option<&'static str>,
+        flipped: Option<FastPath>,
     },
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
@@ -85,9 +85,10 @@ impl ServerKind {
 
     /// This server with the io_uring fast path `path` switched from its default: off if it is
     /// on by default, on if off (peers have none).
-    pub fn flipped(mut self, path: &'static str) -> Self {
+    /// Panics if there is no fast path called `path`.
+    pub fn flipped(mut self, path: &str) -> Self {
         if let ServerKind::Ours { flipped, .. } = &mut self {
-            *flipped = Some(path);
+            *flipped = Some(FastPath::named(path).expect("a known fast path"));
         }
         self
     }
@@ -157,7 +158,7 @@ impl ServerKind {
                 }
                 if let Some(path) = flipped {
                     name.push('!');
-                    name.push_str(path);
+                    name.push_str(path.name);
                 }
                 name
             }
@@ -183,10 +184,7 @@ impl ServerKind {
         }
         let rest = name.strip_prefix("ours-")?;
         let (rest, flipped) = match rest.split_once('!') {
-            Some((r, path)) => {
-                let known = runtime::FAST_PATHS.iter().map(|p| p.name);
-                (r, Some(known.into_iter().find(|n| *n == path)?))
-            }
+            Some((r, path)) => (r, Some(FastPath::named(path)?)),
             None => (rest, None),
         };
         let (rest, budget_us) = match rest.split_once('~') {

@@ -4,7 +4,7 @@ use std::io::{self, BufRead, Write};
 use std::time::Duration;
 
 use examples::{Handling, Placement};
-use runtime::{Backend, Builder, WakeStrategy};
+use runtime::{Backend, Builder, FastPath, WakeStrategy};
 
 use super::{announce, Handler, Protocol};
 
@@ -13,7 +13,7 @@ pub(super) fn serve_ours(
     offload: bool,
     wake: Option<&str>,
     budget_us: u32,
-    flipped: Option<&str>,
+    flipped: Option<FastPath>,
     handler: Handler,
 ) -> io::Result<()> {
     let wake = match wake {
@@ -37,10 +37,7 @@ pub(super) fn serve_ours(
         builder = builder.latency_budget(Duration::from_micros(budget_us.into()));
     }
     if let Some(path) = flipped {
-        let off_by_default = runtime::FAST_PATHS
-            .iter()
-            .any(|p| p.name == path && !p.on_by_default);
-        builder = builder.uring_fast_path(path, off_by_default)?;
+        builder = builder.uring_fast_path(path.name, !path.on_by_default)?;
     }
     builder.try_block_on(async move {
         let info = runtime::running_backend().expect("inside the runtime");
