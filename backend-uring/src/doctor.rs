@@ -258,7 +258,7 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
                 "registered: reads go through one multishot receive per socket (a kernel \
                  before 6.0 refuses multishot with EINVAL, and reads fall back to one-shot)",
             );
-            let (ok, detail) = match (rings.mode, ring.params().is_feature_recvsend_bundle()) {
+            let (ok, detail) = match (rings.mode(), ring.params().is_feature_recvsend_bundle()) {
                 (StreamBuffers::Bundles, _) => (
                     true,
                     "available: one completion for the buffers a receive fills (the opt-in \

@@ -53,11 +53,7 @@ impl RingDriver {
         let eventfd = EventFd::new()?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         // Kernels before 5.19 have no buffer rings: reads then use one-shot receives only.
-        let wanted = match (config.incremental_buffers, config.receive_bundles) {
-            (true, _) => StreamBuffers::Incremental,
-            (false, true) => StreamBuffers::Bundles,
-            (false, false) => StreamBuffers::Plain,
-        };
+        let wanted = config.stream_buffers;
         let buffers = match config.multishot_receive {
             true => BufferRings::register(&built.ring, wanted)
                 .ok()
@@ -65,7 +61,7 @@ impl RingDriver {
             false => None,
         };
         let mut description = built.description;
-        let granted = buffers.as_ref().map(|b| b.mode);
+        let granted = buffers.as_ref().map(|b| b.mode());
         match (wanted, granted) {
             (_, Some(StreamBuffers::Bundles)) => description += "; receive bundles",
             (_, Some(StreamBuffers::Incremental)) => description += "; incremental buffers",

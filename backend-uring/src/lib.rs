@@ -27,5 +27,6 @@ mod wake;
 
 pub use doctor::{doctor, Finding, UringReport};
 pub use driver::{is_current, RingDriver};
+pub use provided::StreamBuffers;
 pub use setup::{RingConfig, RingWake, ZERO_COPY_FROM};
 pub use source::{HandoffHandle, RingOpState, RingSource};

@@ -68,15 +68,16 @@ pub(crate) const DATAGRAM: Shape = Shape {
     size: 65_536 + 4096,
 };
 
-/// How stream receives use their buffer ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamBuffers {
-    /// One completion per [`STREAM`] buffer.
+/// How stream receives use their buffer ring (a datagram ring is always `Plain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamBuffers {
+    #[default]
+    /// One completion per 4 KiB buffer.
     Plain,
     /// Receives armed as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+): one completion names every
     /// buffer the receive filled.
     Bundles,
-    /// [`STREAM_INCREMENTAL`] buffers, consumed a receive at a time (`IOU_PBUF_RING_INC`).
+    /// 32 KiB buffers, consumed a receive at a time (`IOU_PBUF_RING_INC`, 6.12+).
     Incremental,
 }
 
@@ -89,10 +90,9 @@ pub(crate) fn reorders_bundles(version: (u32, u32, u32)) -> bool {
 
 /// A ring's buffer rings: one for streams, and one for datagrams where the kernel took it.
 pub(crate) struct BufferRings {
+    /// The stream ring, whose `mode` is what was asked for where the kernel has it.
     pub(crate) stream: ProvidedBuffers,
     pub(crate) datagram: Option<ProvidedBuffers>,
-    /// How stream receives use `stream`: what was asked for, where the kernel has it.
-    pub(crate) mode: StreamBuffers,
     /// The kernel refused a bundle: later receives are plain multishot ones.
     bundles_refused: AtomicBool,
 }
@@ -103,12 +103,12 @@ impl BufferRings {
     pub(crate) fn register(ring: &IoUring, wanted: StreamBuffers) -> io::Result<Self> {
         let incremental = match wanted {
             StreamBuffers::Incremental => {
-                ProvidedBuffers::register(ring, STREAM_INCREMENTAL, IOU_PBUF_RING_INC).ok()
+                ProvidedBuffers::register(ring, STREAM_INCREMENTAL, StreamBuffers::Incremental).ok()
             }
             _ => None,
         };
-        let (stream, mode) = match incremental {
-            Some(buffers) => (buffers, StreamBuffers::Incremental),
+        let stream = match incremental {
+            Some(buffers) => buffers,
             None => {
                 let bundles = wanted == StreamBuffers::Bundles
                     && ring.params().is_feature_recvsend_bundle()
@@ -117,22 +117,24 @@ impl BufferRings {
                     true => StreamBuffers::Bundles,
                     false => StreamBuffers::Plain,
                 };
-                let mut buffers = ProvidedBuffers::register(ring, STREAM, 0)?;
-                buffers.bundled = bundles;
-                (buffers, mode)
+                ProvidedBuffers::register(ring, STREAM, mode)?
             }
         };
         Ok(BufferRings {
             stream,
-            datagram: ProvidedBuffers::register(ring, DATAGRAM, 0).ok(),
-            mode,
+            datagram: ProvidedBuffers::register(ring, DATAGRAM, StreamBuffers::Plain).ok(),
             bundles_refused: AtomicBool::new(false),
         })
     }
 
+    /// How stream receives use their ring.
+    pub(crate) fn mode(&self) -> StreamBuffers {
+        self.stream.mode
+    }
+
     /// Whether stream receives are armed as bundles.
     pub(crate) fn bundles(&self) -> bool {
-        self.mode == StreamBuffers::Bundles && !self.bundles_refused.load(Ordering::Relaxed)
+        self.mode() == StreamBuffers::Bundles && !self.bundles_refused.load(Ordering::Relaxed)
     }
 
     /// The kernel refused a bundle (its length cap, before 6.17): arm plain receives from now
@@ -149,7 +151,7 @@ impl BufferRings {
             count: 1,
             size: 4096,
         };
-        let buffers = ProvidedBuffers::register(ring, probe, IOU_PBUF_RING_INC)?;
+        let buffers = ProvidedBuffers::register(ring, probe, StreamBuffers::Incremental)?;
         ring.submitter().unregister_buf_ring(probe.group)?;
         drop(buffers);
         Ok(())
@@ -175,10 +177,10 @@ pub(crate) struct ProvidedBuffers {
     memory: *mut u8,
     /// The producer's side, under its lock.
     producer: Mutex<Producer>,
-    /// Registered with `IOU_PBUF_RING_INC`: the kernel consumes each buffer a receive at a time.
-    incremental: bool,
-    /// Receives into it are armed as bundles: a completion may fill several buffers.
-    bundled: bool,
+    /// How receives use it: with bundles a completion may fill several buffers; incremental
+    /// (registered with `IOU_PBUF_RING_INC`), the kernel consumes each buffer a receive at a
+    /// time.
+    pub(crate) mode: StreamBuffers,
     /// Multishot receive was refused by the kernel (`EINVAL`): do not arm it again.
     refused: AtomicBool,
 }
@@ -235,9 +237,14 @@ impl Shape {
 }
 
 impl ProvidedBuffers {
-    /// Allocates the buffers and registers them with `ring` as group `shape.group` (with the
-    /// ring's `flags`), every buffer given to the kernel. Fails on kernels before 5.19.
-    fn register(ring: &IoUring, shape: Shape, flags: u16) -> io::Result<Self> {
+    /// Allocates the buffers and registers them with `ring` as group `shape.group` for `mode`,
+    /// every buffer given to the kernel. Fails on kernels before 5.19 (and, incremental, before
+    /// 6.12).
+    fn register(ring: &IoUring, shape: Shape, mode: StreamBuffers) -> io::Result<Self> {
+        let flags = match mode {
+            StreamBuffers::Incremental => IOU_PBUF_RING_INC,
+            _ => 0,
+        };
         // SAFETY: both layouts have a non-zero size.
         let (entries, memory) = unsafe {
             (
@@ -265,13 +272,14 @@ impl ProvidedBuffers {
                 tail: 0,
                 published: vec![0; 2 * usize::from(shape.count)].into_boxed_slice(),
                 published_at: vec![0; usize::from(shape.count)].into_boxed_slice(),
-                shares: match flags & IOU_PBUF_RING_INC {
-                    0 => Box::default(),
-                    _ => vec![Share::default(); usize::from(shape.count)].into_boxed_slice(),
+                shares: match mode {
+                    StreamBuffers::Incremental => {
+                        vec![Share::default(); usize::from(shape.count)].into_boxed_slice()
+                    }
+                    _ => Box::default(),
                 },
             }),
-            incremental: flags & IOU_PBUF_RING_INC != 0,
-            bundled: false,
+            mode,
             refused: AtomicBool::new(false),
         };
         // SAFETY: `entries` holds `shape.count` page-aligned entries and lives as long as
@@ -337,16 +345,17 @@ impl ProvidedBuffers {
             return false;
         }
         let n = len.div_ceil(size);
-        if n <= 1 && !self.incremental {
+        let incremental = self.mode == StreamBuffers::Incremental;
+        if n <= 1 && !incremental {
             each(bid, 0, len);
             return true;
         }
         // More than one buffer only from a bundle, and never more than the ring has.
-        if n > 1 && !(self.bundled && n <= usize::from(count)) {
+        if n > 1 && !(self.mode == StreamBuffers::Bundles && n <= usize::from(count)) {
             return false;
         }
         let mut producer = self.producer.lock();
-        if self.incremental {
+        if incremental {
             let share = &mut producer.shares[usize::from(bid)];
             let start = share.next;
             if start + len > size {
@@ -461,7 +470,7 @@ mod tests {
         let mut buffers = rings.stream;
         // Plain: a completion cannot fill more than one buffer.
         assert_eq!(parts(&buffers, 511, 3 * 4096, 0), None);
-        buffers.bundled = true;
+        buffers.mode = StreamBuffers::Bundles;
         // Published 0..=511 in order; 2 and then 0 are given back, so they follow 511.
         buffers.release(2);
         buffers.release(0);
@@ -483,7 +492,8 @@ mod tests {
         let Ok(ring) = IoUring::new(8) else {
             return eprintln!("skipped: io_uring unavailable");
         };
-        let Ok(buffers) = ProvidedBuffers::register(&ring, STREAM_INCREMENTAL, IOU_PBUF_RING_INC)
+        let Ok(buffers) =
+            ProvidedBuffers::register(&ring, STREAM_INCREMENTAL, StreamBuffers::Incremental)
         else {
             return eprintln!("skipped: no incremental buffer rings");
         };

@@ -4,6 +4,7 @@ use std::io;
 
 use io_uring::{cqueue, opcode, types, IoUring, Probe};
 
+use crate::provided::StreamBuffers;
 use crate::sqe::{REQUIRED_OPCODES, SEND_ZC_REPORT_USAGE};
 use crate::user_data::UserData;
 
@@ -19,12 +20,10 @@ pub struct RingConfig {
     /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
     /// caller's buffer.
     pub multishot_receive: bool,
-    /// Arm stream receives as bundles (`IORING_RECVSEND_BUNDLE`, 6.10+) where the kernel has
-    /// them: one completion names every buffer a receive filled.
-    pub receive_bundles: bool,
-    /// Receive streams into large buffers the kernel consumes a receive at a time
-    /// (`IOU_PBUF_RING_INC`, 6.12+) where it takes them; this takes precedence over bundles.
-    pub incremental_buffers: bool,
+    /// How stream receives use the buffer ring, where the kernel has it (else plainly): as
+    /// bundles (`IORING_RECVSEND_BUNDLE`, 6.10+), or into large buffers the kernel consumes a
+    /// receive at a time (`IOU_PBUF_RING_INC`, 6.12+).
+    pub stream_buffers: StreamBuffers,
     /// The runtime's latency budget, applied as the kernel's `min_wait` where the kernel has
     /// it (`IORING_FEAT_MIN_TIMEOUT`, 6.12+); elsewhere the reactor naps instead.
     pub latency_budget: Option<std::time::Duration>,
@@ -46,8 +45,7 @@ impl Default for RingConfig {
             entries: 256,
             wake: RingWake::default(),
             multishot_receive: true,
-            receive_bundles: false,
-            incremental_buffers: false,
+            stream_buffers: StreamBuffers::Plain,
             zero_copy_send: false,
             latency_budget: None,
             kernel_min_wait: true,

@@ -50,8 +50,11 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
         multishot_receive: !options.off.multishot_receive,
-        receive_bundles: !options.off.receive_bundle,
-        incremental_buffers: !options.off.incremental_buffers,
+        stream_buffers: match (options.off.incremental_buffers, options.off.receive_bundle) {
+            (false, _) => backend_uring::StreamBuffers::Incremental,
+            (true, false) => backend_uring::StreamBuffers::Bundles,
+            (true, true) => backend_uring::StreamBuffers::Plain,
+        },
         zero_copy_send: !options.off.zero_copy_send,
         latency_budget: options.latency_budget,
         kernel_min_wait: !options.off.min_wait,
