@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::{Events, Poll, Registry, Token, Waker};
 use parking_lot::Mutex;
@@ -173,14 +173,7 @@ impl Driver for EpollDriver {
     }
 
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let began = self.budget.map(|_| Instant::now());
-        let ready = self.wait(timeout)?;
-        if let (Some(budget), Some(began)) = (self.budget, began) {
-            if timeout != Some(Duration::ZERO) && budget.nap(began, ready, timeout) {
-                self.wait(Some(Duration::ZERO))?;
-            }
-        }
-        Ok(())
+        LatencyBudget::park(self.budget, timeout, |timeout| self.wait(timeout))
     }
 
     fn unparker(&self) -> Arc<dyn Unpark> {

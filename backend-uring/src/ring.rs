@@ -555,16 +555,10 @@ impl Ring {
                 return Ok(());
             }
         }
-        let began = self.nap.map(|_| Instant::now());
-        self.enter(timeout)?;
-        let reaped = self.reap(true);
-        if let (Some(nap), Some(began)) = (self.nap, began) {
-            if timeout != Some(Duration::ZERO) && nap.nap(began, reaped, timeout) {
-                self.enter(Some(Duration::ZERO))?;
-                self.reap(true);
-            }
-        }
-        Ok(())
+        LatencyBudget::park(self.nap, timeout, |timeout| {
+            self.enter(timeout)?;
+            Ok(self.reap(true))
+        })
     }
 
     /// Submits what the SQ holds without running the kernel's deferred task work (no

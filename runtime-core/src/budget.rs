@@ -3,6 +3,7 @@
 //! serves several requests (CPU bought with latency). The kernel does this itself where it can
 //! (io_uring's `min_wait`); elsewhere the driver naps and then collects what came.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Events (completions, ready fds) at or above which a wait is not extended by the budget.
@@ -21,6 +22,25 @@ impl LatencyBudget {
     /// How long it is.
     pub fn duration(self) -> Duration {
         self.0
+    }
+
+    /// A driver's wait of at most `timeout`, under `budget` if any: `wait` waits and handles
+    /// what came, returning how many events; a blocking wait that brought little is followed by
+    /// the [`nap`](LatencyBudget::nap) and by a `wait` that does not block, for what came
+    /// meanwhile.
+    pub fn park(
+        budget: Option<Self>,
+        timeout: Option<Duration>,
+        mut wait: impl FnMut(Option<Duration>) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let began = budget.map(|_| Instant::now());
+        let events = wait(timeout)?;
+        if let (Some(budget), Some(began)) = (budget, began) {
+            if timeout != Some(Duration::ZERO) && budget.nap(began, events, timeout) {
+                wait(Some(Duration::ZERO))?;
+            }
+        }
+        Ok(())
     }
 
     /// The nap after a blocking wait that began at `began`, had `timeout` (the next timer's
