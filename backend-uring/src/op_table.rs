@@ -1,6 +1,5 @@
 //! The table of operations started on their reactor, by key (their SQE's user data).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -19,49 +18,57 @@ enum Slot {
     Migrated(Arc<HandoffOp>),
 }
 
+/// One operation: where its result goes, and a zero-copy send's result while its notification
+/// has not come (the operation, and the kernel's hold on its buffer, end only with it).
+struct Entry {
+    slot: Slot,
+    sent: Option<i32>,
+}
+
 /// Operations by user data (the slab key). Every method returns the work that must run once the
 /// table's borrow is released.
 #[derive(Default)]
 pub(crate) struct OpTable {
-    ops: Slab<Slot>,
-    /// The results of zero-copy sends whose notification has not come: the operation ends
-    /// (and its buffer is let go) only with the notification.
-    awaiting_notification: HashMap<usize, i32>,
+    ops: Slab<Entry>,
 }
 
 impl OpTable {
     /// Starts an operation waiting with `waker`; returns its key.
     pub(crate) fn insert(&mut self, waker: Waker) -> usize {
-        self.ops.insert(Slot::Here(Lifecycle::Waiting(waker)))
+        self.ops.insert(Entry {
+            slot: Slot::Here(Lifecycle::Waiting(waker)),
+            sent: None,
+        })
     }
 
     /// Records a CQE's result for `key`. A CQE flagged `F_MORE` (a zero-copy send's result)
     /// is kept until its notification (`F_NOTIF`), which completes the operation with it.
     pub(crate) fn complete(&mut self, key: usize, result: i32, flags: u32) -> Deferred {
+        let Some(entry) = self.ops.get_mut(key) else {
+            return Deferred::Nothing;
+        };
         if cqueue::more(flags) {
-            self.awaiting_notification.insert(key, result);
+            entry.sent = Some(result);
             return Deferred::Nothing;
         }
         let result = match cqueue::notif(flags) {
-            true => match self.awaiting_notification.remove(&key) {
+            true => match entry.sent.take() {
                 Some(sent) => sent,
-                // Not after a send's `F_MORE` result: nothing of ours waits for it (the key
-                // may be another operation's by now), so it is ignored.
+                // Not after this operation's `F_MORE` result: nothing waits for it.
                 None => return Deferred::Nothing,
             },
             false => result,
         };
-        match self.ops.get_mut(key) {
-            None => Deferred::Nothing,
-            Some(Slot::Here(life)) => {
+        match &mut entry.slot {
+            Slot::Here(life) => {
                 let (deferred, over) = life.complete(result);
                 if over {
                     self.ops.remove(key);
                 }
                 deferred
             }
-            Some(Slot::Migrated(_)) => {
-                let Slot::Migrated(cell) = self.ops.remove(key) else {
+            Slot::Migrated(_) => {
+                let Slot::Migrated(cell) = self.ops.remove(key).slot else {
                     unreachable!("matched above")
                 };
                 Deferred::Complete(cell, result)
@@ -71,7 +78,11 @@ impl OpTable {
 
     /// Polls `key` from its reactor: its result if completed (and forgets it), or keeps `waker`.
     pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> (Option<i32>, Deferred) {
-        let Some(Slot::Here(life)) = self.ops.get_mut(key) else {
+        let Some(Entry {
+            slot: Slot::Here(life),
+            ..
+        }) = self.ops.get_mut(key)
+        else {
             unreachable!("an operation was polled through the table after it left it")
         };
         let polled = life.poll(waker);
@@ -84,7 +95,11 @@ impl OpTable {
     /// The future of `key` is gone; `abandoned` owns its memory until the CQE. Returns what to
     /// run after the borrow, and whether the kernel still has the operation.
     pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> (Deferred, bool) {
-        let Some(Slot::Here(life)) = self.ops.get_mut(key) else {
+        let Some(Entry {
+            slot: Slot::Here(life),
+            ..
+        }) = self.ops.get_mut(key)
+        else {
             unreachable!("an operation was dropped through the table after it left it")
         };
         let (deferred, in_flight) = life.abandon(abandoned);
@@ -96,13 +111,13 @@ impl OpTable {
 
     /// The future of `key` is now polled on another thread: its result goes to `cell`.
     pub(crate) fn migrate(&mut self, key: usize, cell: Arc<HandoffOp>) -> Deferred {
-        let Some(slot) = self.ops.get_mut(key) else {
+        let Some(entry) = self.ops.get_mut(key) else {
             unreachable!("a migrated operation is in the table until its future sees the result")
         };
-        match std::mem::replace(slot, Slot::Migrated(cell)) {
+        match std::mem::replace(&mut entry.slot, Slot::Migrated(cell)) {
             Slot::Here(Lifecycle::Waiting(waker)) => Deferred::Drop(waker),
             Slot::Here(Lifecycle::Completed(res)) => {
-                let Slot::Migrated(cell) = self.ops.remove(key) else {
+                let Slot::Migrated(cell) = self.ops.remove(key).slot else {
                     unreachable!("just stored")
                 };
                 Deferred::Complete(cell, res)
@@ -115,14 +130,14 @@ impl OpTable {
 
     /// Whether the kernel still has the operation `key`, which migrated to `cell`.
     pub(crate) fn is_migrated_to(&self, key: usize, cell: &Arc<HandoffOp>) -> bool {
-        matches!(self.ops.get(key), Some(Slot::Migrated(c)) if Arc::ptr_eq(c, cell))
+        matches!(self.ops.get(key), Some(Entry { slot: Slot::Migrated(c), .. }) if Arc::ptr_eq(c, cell))
     }
 
     /// Keys of every operation the kernel still owns.
     pub(crate) fn in_flight(&self) -> impl Iterator<Item = usize> + '_ {
         self.ops
             .iter()
-            .filter(|(_, slot)| !matches!(slot, Slot::Here(life) if life.is_completed()))
+            .filter(|(_, e)| !matches!(&e.slot, Slot::Here(life) if life.is_completed()))
             .map(|(key, _)| key)
     }
 
@@ -134,8 +149,8 @@ impl OpTable {
     /// Forgets every kept memory without freeing it: used only when the kernel cannot be made to
     /// let go, so that it never writes into freed memory.
     pub(crate) fn leak_all(&mut self) {
-        for slot in self.ops.drain() {
-            std::mem::forget(slot);
+        for entry in self.ops.drain() {
+            std::mem::forget(entry);
         }
     }
 }
