@@ -134,6 +134,17 @@ pub fn totals() -> runtime::MetricsSnapshot {
     runtime::MetricsSnapshot::sum(&runtime::metrics())
 }
 
+/// On io_uring, that a result came from the salvage (a dropped operation's) since `before`.
+pub fn assert_salvaged_on_uring_since(before: &runtime::MetricsSnapshot) {
+    if on_uring() {
+        let used = totals().since(before);
+        assert!(
+            used.salvaged > 0,
+            "no receive came from the salvage: {used:?}"
+        );
+    }
+}
+
 /// Whether the test runs on io_uring.
 pub fn on_uring() -> bool {
     runtime::running_backend().expect("in a runtime").kind() == runtime::BackendKind::Uring
