@@ -25,19 +25,7 @@ pub use process::ServerProcess;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
     /// This runtime, on one reactor.
-    Ours {
-        /// `uring` or `epoll`.
-        backend: Backend,
-        /// Replies computed and written by one pool thread (`--offload`).
-        offload: bool,
-        /// The wake strategy's name (`WakeStrategy::parse`), if not the default.
-        wake: Option<&'static str>,
-        /// The latency budget in microseconds (`Builder::latency_budget`; 0: none).
-        budget_us: u32,
-        /// An io_uring fast path switched from its default (`runtime::FAST_PATHS`, through
-        /// `Builder::uring_fast_path`), if any.
-        flipped: Option<FastPath>,
-    },
+    Ours(Ours),
     /// tokio's `current_thread` runtime.
     TokioCurrentThread,
     /// tokio's `multi_thread` runtime (one worker: the server has one core).
@@ -48,6 +36,55 @@ pub enum ServerKind {
     Monoio,
     /// monoio with a `SINGLE_ISSUER | DEFER_TASKRUN` ring.
     MonoioDefer,
+}
+
+/// How one of our servers runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ours {
+    /// `uring` or `epoll`.
+    pub backend: Backend,
+    /// Replies computed and written by one pool thread (`--offload`).
+    pub offload: bool,
+    /// The wake strategy's name (`WakeStrategy::parse`), if not the default.
+    pub wake: Option<&'static str>,
+    /// The latency budget in microseconds (`Builder::latency_budget`; 0: none).
+    pub budget_us: u32,
+    /// An io_uring fast path switched from its default (`runtime::FAST_PATHS`, through
+    /// `Builder::uring_fast_path`), if any.
+    pub flipped: Option<FastPath>,
+}
+
+impl Ours {
+    /// Inline on `backend`, with the defaults.
+    pub const fn inline(backend: Backend) -> Self {
+        Ours {
+            backend,
+            offload: false,
+            wake: None,
+            budget_us: 0,
+            flipped: None,
+        }
+    }
+
+    /// `ours-<backend>[+pool][/<wake>][~<N>us][!<path>]`.
+    fn name(self) -> String {
+        let mut name = format!("ours-{}", self.backend);
+        if self.offload {
+            name.push_str("+pool");
+        }
+        if let Some(w) = self.wake {
+            name.push('/');
+            name.push_str(w);
+        }
+        if self.budget_us > 0 {
+            name.push_str(&format!("~{}us", self.budget_us));
+        }
+        if let Some(path) = self.flipped {
+            name.push('!');
+            name.push_str(path.name);
+        }
+        name
+    }
 }
 
 /// The wake strategies measured with offload, by their `--wake` names.
@@ -63,45 +100,34 @@ pub const WAKE_STRATEGIES: [&str; 6] = [
 impl ServerKind {
     /// Ours, inline, on `backend`.
     pub const fn ours(backend: Backend) -> Self {
-        ServerKind::Ours {
-            backend,
-            offload: false,
-            wake: None,
-            budget_us: 0,
-            flipped: None,
-        }
+        ServerKind::Ours(Ours::inline(backend))
     }
 
     /// Ours, inline, on `backend`, with a latency budget of `budget_us` microseconds.
     pub const fn ours_budget(backend: Backend, budget_us: u32) -> Self {
-        ServerKind::Ours {
-            backend,
-            offload: false,
-            wake: None,
+        ServerKind::Ours(Ours {
             budget_us,
-            flipped: None,
-        }
+            ..Ours::inline(backend)
+        })
     }
 
     /// This server with the io_uring fast path `path` switched from its default: off if it is
     /// on by default, on if off (peers have none).
     /// Panics if there is no fast path called `path`.
     pub fn flipped(mut self, path: &str) -> Self {
-        if let ServerKind::Ours { flipped, .. } = &mut self {
-            *flipped = Some(FastPath::named(path).expect("a known fast path"));
+        if let ServerKind::Ours(ours) = &mut self {
+            ours.flipped = Some(FastPath::named(path).expect("a known fast path"));
         }
         self
     }
 
     /// Ours on `backend` with one pool thread answering, woken by `wake` (default if `None`).
     pub const fn ours_offload(backend: Backend, wake: Option<&'static str>) -> Self {
-        ServerKind::Ours {
-            backend,
+        ServerKind::Ours(Ours {
             offload: true,
             wake,
-            budget_us: 0,
-            flipped: None,
-        }
+            ..Ours::inline(backend)
+        })
     }
 
     /// Both of our backends and every peer, in the order tables list them.
@@ -138,30 +164,7 @@ impl ServerKind {
     /// `ours-uring!min-wait` (a fast path switched from its default), `tokio-ct`, ...
     pub fn name(self) -> String {
         match self {
-            ServerKind::Ours {
-                backend,
-                offload,
-                wake,
-                budget_us,
-                flipped,
-            } => {
-                let mut name = format!("ours-{backend}");
-                if offload {
-                    name.push_str("+pool");
-                }
-                if let Some(w) = wake {
-                    name.push('/');
-                    name.push_str(w);
-                }
-                if budget_us > 0 {
-                    name.push_str(&format!("~{budget_us}us"));
-                }
-                if let Some(path) = flipped {
-                    name.push('!');
-                    name.push_str(path.name);
-                }
-                name
-            }
+            ServerKind::Ours(ours) => ours.name(),
             ServerKind::TokioCurrentThread => "tokio-ct".into(),
             ServerKind::TokioMultiThread => "tokio-mt".into(),
             ServerKind::RawEpoll => "raw-epoll".into(),
@@ -204,18 +207,18 @@ impl ServerKind {
             "epoll" => Backend::Epoll,
             _ => return None,
         };
-        Some(ServerKind::Ours {
+        Some(ServerKind::Ours(Ours {
             backend,
             offload,
             wake,
             budget_us,
             flipped,
-        })
+        }))
     }
 
     /// Whether this is one of this project's servers (the others are peers).
     pub fn is_ours(self) -> bool {
-        matches!(self, ServerKind::Ours { .. })
+        matches!(self, ServerKind::Ours(_))
     }
 }
 
@@ -278,7 +281,7 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
     let handler = Handler { protocol, work };
     let hyper_peer = matches!(
         kind,
-        ServerKind::Ours { offload: false, .. }
+        ServerKind::Ours(Ours { offload: false, .. })
             | ServerKind::TokioCurrentThread
             | ServerKind::TokioMultiThread
     );
@@ -288,13 +291,7 @@ pub fn serve(kind: ServerKind, protocol: Protocol, work: Duration, cpu: usize) -
         ));
     }
     match kind {
-        ServerKind::Ours {
-            backend,
-            offload,
-            wake,
-            budget_us,
-            flipped,
-        } => ours::serve_ours(backend, offload, wake, budget_us, flipped, handler),
+        ServerKind::Ours(ours) => ours::serve_ours(ours, handler),
         ServerKind::TokioCurrentThread => {
             let mut rt = ::tokio::runtime::Builder::new_current_thread();
             if protocol == Protocol::Hyper {

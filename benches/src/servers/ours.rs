@@ -4,18 +4,18 @@ use std::io::{self, BufRead, Write};
 use std::time::Duration;
 
 use examples::{Handling, Placement};
-use runtime::{Backend, Builder, FastPath, WakeStrategy};
+use runtime::{Builder, WakeStrategy};
 
-use super::{announce, Handler, Protocol};
+use super::{announce, Handler, Ours, Protocol};
 
-pub(super) fn serve_ours(
-    backend: Backend,
-    offload: bool,
-    wake: Option<&str>,
-    budget_us: u32,
-    flipped: Option<FastPath>,
-    handler: Handler,
-) -> io::Result<()> {
+pub(super) fn serve_ours(ours: Ours, handler: Handler) -> io::Result<()> {
+    let Ours {
+        backend,
+        offload,
+        wake,
+        budget_us,
+        flipped,
+    } = ours;
     let wake = match wake {
         Some(w) => WakeStrategy::parse(w).map_err(io::Error::other)?,
         None => WakeStrategy::default(),
