@@ -67,7 +67,7 @@ pub(crate) fn run_churn(spec: &LoadSpec) -> io::Result<LoadResult> {
         .map(|i| open(spec, &poll, i))
         .collect::<io::Result<Vec<_>>>()?;
     let mut scratch = vec![0u8; 64 * 1024];
-    let mut window = Window::new(spec)?;
+    let mut window = Window::new(spec, None)?;
     while Instant::now() < window.end {
         poll.poll(&mut events, Some(Duration::from_millis(10)))?;
         for event in events.iter() {

@@ -58,7 +58,6 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
             "UDP echo requests carry an 8-byte sequence number and come back whole",
         ));
     }
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut clients = connect_all(cfg.addr, cfg.connections, &poll)?;
@@ -66,25 +65,22 @@ pub fn run_datagrams(cfg: &LoadSpec, rate: u64) -> io::Result<LoadResult> {
     let mut answered: Vec<bool> = Vec::new();
     let mut scratch = vec![0u8; 65_536];
 
-    let mut window = Window::new(cfg)?;
+    let mut window = Window::new(cfg, Some(super::interval(rate)))?;
     let end = window.end;
-    let mut next_send = window.start;
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
-        while next_send <= now && next_send < end {
-            window.sent(next_send, now)?;
+        while let Some(at) = window.due(now)? {
             let seq = scheduled.len();
-            scheduled.push(next_send);
+            scheduled.push(at);
             answered.push(false);
             let mut datagram = cfg.request.clone();
             datagram[..8].copy_from_slice(&(seq as u64).to_le_bytes());
             let client = &mut clients[seq % cfg.connections];
             client.unsent.push_back(datagram);
             client.flush()?;
-            next_send += interval;
         }
         poll.poll(&mut events, Some(Duration::ZERO))?;
         for event in events.iter() {

@@ -93,10 +93,11 @@ pub struct LoadResult {
 /// A run's schedule and what it counted: sends and replies in the measured window, the
 /// latencies of those replies, and sends made late.
 pub(crate) struct Window {
-    pub(crate) start: Instant,
-    pub(crate) measure_from: Instant,
+    measure_from: Instant,
     pub(crate) end: Instant,
     measure: Duration,
+    /// An open loop's interval between requests, and when the next one is due.
+    schedule: Option<(Duration, Instant)>,
     latency: Histogram<u64>,
     sent: u64,
     completed: u64,
@@ -106,15 +107,16 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// Starting now: `spec.warmup`, then `spec.measure` measured.
-    pub(crate) fn new(spec: &LoadSpec) -> io::Result<Self> {
+    /// Starting now: `spec.warmup`, then `spec.measure` measured; an open loop sends one
+    /// request every `interval` from now.
+    pub(crate) fn new(spec: &LoadSpec, interval: Option<Duration>) -> io::Result<Self> {
         let start = Instant::now();
         let measure_from = start + spec.warmup;
         Ok(Window {
-            start,
             measure_from,
             end: measure_from + spec.measure,
             measure: spec.measure,
+            schedule: interval.map(|i| (i, start)),
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .map_err(|e| io::Error::other(e.to_string()))?,
             sent: 0,
@@ -134,6 +136,20 @@ impl Window {
             }
         }
         Ok(())
+    }
+
+    /// The open loop's next request if it is due by `now` (before the end): its scheduled
+    /// time, counted as sent at `now`.
+    pub(crate) fn due(&mut self, now: Instant) -> io::Result<Option<Instant>> {
+        let Some((interval, next)) = self.schedule else {
+            return Ok(None);
+        };
+        if next > now || next >= self.end {
+            return Ok(None);
+        }
+        self.schedule = Some((interval, next + interval));
+        self.sent(next, now)?;
+        Ok(Some(next))
     }
 
     /// A request scheduled for `at` went out at `now` (more than a millisecond after: late).
@@ -228,16 +244,23 @@ pub fn run_load(cfg: &LoadSpec) -> io::Result<LoadResult> {
     match cfg.mode {
         Mode::Churn => churn::run_churn(cfg),
         Mode::Datagrams { rate } => datagrams::run_datagrams(cfg, rate),
-        Mode::Open { rate } => {
-            run_connected(cfg, Duration::from_secs_f64(1.0 / rate.max(1) as f64), 0)
-        }
-        Mode::Closed { depth } => run_connected(cfg, Duration::MAX, depth.max(1)),
+        Mode::Open { rate } => run_connected(cfg, Some(interval(rate)), 0),
+        Mode::Closed { depth } => run_connected(cfg, None, depth.max(1)),
     }
+}
+
+/// The time between requests at `rate` per second.
+pub(crate) fn interval(rate: u64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate.max(1) as f64)
 }
 
 /// Over connections made once: one request every `interval` (open loop, `depth` 0), or `depth`
 /// requests in flight per connection (closed loop).
-fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result<LoadResult> {
+fn run_connected(
+    cfg: &LoadSpec,
+    interval: Option<Duration>,
+    depth: usize,
+) -> io::Result<LoadResult> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = connect_all(cfg.addr, cfg.connections, &poll)?;
@@ -255,9 +278,8 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
             conn.flush()?;
         }
     }
-    let mut window = Window::new(cfg)?;
+    let mut window = Window::new(cfg, interval)?;
     let end = window.end;
-    let mut next_send = window.start;
     let mut next_conn = 0usize;
 
     loop {
@@ -265,15 +287,13 @@ fn run_connected(cfg: &LoadSpec, interval: Duration, depth: usize) -> io::Result
         if now >= end {
             break;
         }
-        while depth == 0 && next_send <= now && next_send < end {
-            window.sent(next_send, now)?;
+        while let Some(at) = window.due(now)? {
             let n_conns = conns.len();
             let conn = &mut conns[next_conn];
             next_conn = (next_conn + 1) % n_conns;
-            conn.outstanding.push_back(next_send);
+            conn.outstanding.push_back(at);
             conn.unsent.extend_from_slice(&message);
             conn.flush()?;
-            next_send += interval;
         }
         // The open loop spins to keep its schedule; the closed loop can wait for replies.
         let wait = if depth == 0 {
