@@ -207,9 +207,9 @@ struct Share {
 /// entries of `published` are still there.
 struct Producer {
     tail: u16,
-    /// Buffer id by publication index, modulo `2 * count`.
+    /// Buffer id by publication index, modulo `2 * count` (kept for a bundle ring only).
     published: Box<[u16]>,
-    /// Publication index by buffer id.
+    /// Publication index by buffer id (kept for a bundle ring only).
     published_at: Box<[u16]>,
     /// For an incrementally consumed ring, each buffer's share (empty otherwise).
     shares: Box<[Share]>,
@@ -270,8 +270,15 @@ impl ProvidedBuffers {
             memory,
             producer: Mutex::new(Producer {
                 tail: 0,
-                published: vec![0; 2 * usize::from(shape.count)].into_boxed_slice(),
-                published_at: vec![0; usize::from(shape.count)].into_boxed_slice(),
+                // Only a bundle's completion needs the publication order.
+                published: match mode {
+                    StreamBuffers::Bundles => vec![0; 2 * usize::from(shape.count)].into(),
+                    _ => Box::default(),
+                },
+                published_at: match mode {
+                    StreamBuffers::Bundles => vec![0; usize::from(shape.count)].into(),
+                    _ => Box::default(),
+                },
                 shares: match mode {
                     StreamBuffers::Incremental => {
                         vec![Share::default(); usize::from(shape.count)].into_boxed_slice()
@@ -409,9 +416,11 @@ impl ProvidedBuffers {
             std::ptr::addr_of_mut!((*entry).len).write(size as u32);
             std::ptr::addr_of_mut!((*entry).bid).write(bid);
         }
-        let at = usize::from(tail) & (producer.published.len() - 1);
-        producer.published[at] = bid;
-        producer.published_at[usize::from(bid)] = tail;
+        if self.mode == StreamBuffers::Bundles {
+            let at = usize::from(tail) & (producer.published.len() - 1);
+            producer.published[at] = bid;
+            producer.published_at[usize::from(bid)] = tail;
+        }
         producer.tail = tail.wrapping_add(1);
         // SAFETY: the tail is entry 0's `resv` field, aligned for a u16 and only accessed
         // atomically; the kernel reads it with acquire ordering, so the entry written above is
@@ -464,11 +473,12 @@ mod tests {
         let Ok(ring) = IoUring::new(8) else {
             return eprintln!("skipped: io_uring unavailable");
         };
-        let Ok(rings) = BufferRings::register(&ring, StreamBuffers::Plain) else {
+        let Ok(mut buffers) = ProvidedBuffers::register(&ring, STREAM, StreamBuffers::Bundles)
+        else {
             return eprintln!("skipped: no buffer rings");
         };
-        let mut buffers = rings.stream;
         // Plain: a completion cannot fill more than one buffer.
+        buffers.mode = StreamBuffers::Plain;
         assert_eq!(parts(&buffers, 511, 3 * 4096, 0), None);
         buffers.mode = StreamBuffers::Bundles;
         // Published 0..=511 in order; 2 and then 0 are given back, so they follow 511.
@@ -482,9 +492,6 @@ mod tests {
         assert_eq!(parts(&buffers, 512, 100, 0), None, "no such buffer");
         // Nothing was armed: no receive can write into the buffers once they are removed.
         let _ = ring.submitter().unregister_buf_ring(buffers.shape.group);
-        if let Some(datagram) = &rings.datagram {
-            let _ = ring.submitter().unregister_buf_ring(datagram.shape.group);
-        }
     }
 
     #[test]
