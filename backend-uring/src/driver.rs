@@ -11,6 +11,7 @@ use io_uring::opcode;
 use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
 use crate::enter::EnterFd;
+use crate::multishot::Load;
 use crate::provided::{BufferRings, StreamBuffers};
 use crate::ring::{set_current, with_current, Ring, RingOptions};
 use crate::setup::{self, RingConfig, RingWake, ZERO_COPY_FROM};
@@ -57,7 +58,7 @@ impl RingDriver {
         let buffers = match config.multishot_receive {
             true => BufferRings::register(&built.ring, wanted)
                 .ok()
-                .map(Arc::new),
+                .map(|rings| Arc::new(rings.with_load(Load::new(config.late_receive)))),
             false => None,
         };
         let mut description = built.description;
@@ -80,6 +81,9 @@ impl RingDriver {
                     "; no incremental buffers (the kernel refused IOU_PBUF_RING_INC, 6.12+)"
             }
             _ => {}
+        }
+        if config.late_receive && granted.is_some() {
+            description += "; late receives under load";
         }
         let shared = Arc::new(RingShared::new(
             id,

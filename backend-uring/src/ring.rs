@@ -433,6 +433,9 @@ impl Ring {
             woken |= self.dispatch(&cqe, &mut deferred);
         }
         self.with_metrics(|m| m.cqes_reaped.add_local(reaped));
+        if let Some(rings) = &self.shared.buffers {
+            rings.load.reaped(reaped as usize);
+        }
         if woken {
             self.wake_armed.set(false);
             if rearm {

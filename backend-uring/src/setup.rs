@@ -20,6 +20,10 @@ pub struct RingConfig {
     /// kernel has them, 5.19 and later); off, every read is a one-shot receive into the
     /// caller's buffer.
     pub multishot_receive: bool,
+    /// With multishot receive: while the reactor is busy (a reap of 32 completions or more),
+    /// reads receive late, with one-shot receives submitted at the end of the turn, and an
+    /// armed multishot receive that delivers is cancelled (see `multishot.rs`).
+    pub late_receive: bool,
     /// How stream receives use the buffer ring, where the kernel has it (else plainly): as
     /// bundles (`IORING_RECVSEND_BUNDLE`, 6.10+), or into large buffers the kernel consumes a
     /// receive at a time (`IOU_PBUF_RING_INC`, 6.12+).
@@ -45,6 +49,7 @@ impl Default for RingConfig {
             entries: 256,
             wake: RingWake::default(),
             multishot_receive: true,
+            late_receive: true,
             stream_buffers: StreamBuffers::Plain,
             zero_copy_send: false,
             latency_budget: None,

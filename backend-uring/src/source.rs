@@ -180,30 +180,41 @@ impl RingSource {
 
     /// A read of `kind` (a stream read, or a datagram's message receive) through the multishot
     /// receive: what it got, `Pending` while it may still deliver (arming it first if needed,
-    /// on the owning reactor), or `None` for a one-shot receive.
+    /// on the owning reactor), or which one-shot receive to make instead.
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for its access for this call.
-    unsafe fn read_received(
-        &self,
-        kind: &OpKind,
-        cx: &mut Context<'_>,
-    ) -> Option<Poll<io::Result<u32>>> {
-        let queue = self.received.as_ref()?;
+    unsafe fn read_received(&self, kind: &OpKind, cx: &mut Context<'_>) -> Received {
         if !is_read(kind) {
-            return None;
+            return Received::NotARead;
         }
+        let Some(queue) = self.received.as_ref() else {
+            return Received::OneShot;
+        };
         let on_owner = self.owner_is_current();
         // SAFETY: the caller's promise.
         match unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner) } {
-            Ok(poll) => Some(poll),
+            Ok(poll) => Received::Answered(poll),
             Err(Step::Arm(entry)) => {
                 self.on_owner(|ring| ring.push_multishot(entry));
-                Some(Poll::Pending)
+                Received::Answered(Poll::Pending)
             }
-            Err(Step::OneShot) => None,
+            Err(Step::OneShot) => Received::OneShot,
+            Err(Step::Late) => Received::Late,
         }
     }
+}
+
+/// What the receive queue made of an operation.
+enum Received {
+    /// Answered from the queue, or waiting on it.
+    Answered(Poll<io::Result<u32>>),
+    /// A read for a one-shot receive.
+    OneShot,
+    /// A read for a one-shot receive because the reactor is busy (a late receive).
+    Late,
+    /// Not a read: the queue has no part in it.
+    NotARead,
 }
 
 // SAFETY: an operation's memory is handed back only with a result from its CQE (the op table's
@@ -266,13 +277,13 @@ unsafe impl Source for RingSource {
                     return kept;
                 }
                 // SAFETY: as above.
-                if let Some(done) = unsafe { self.read_received(code.kind(), cx) } {
-                    return done;
+                match unsafe { self.read_received(code.kind(), cx) } {
+                    Received::Answered(done) => return done,
+                    Received::OneShot => self.count(|m| &m.one_shot_receives),
+                    Received::Late => self.count(|m| &m.late_receives),
+                    Received::NotARead => {}
                 }
                 let message = matches!(code.kind(), OpKind::RecvMessage { .. });
-                if is_read(code.kind()) {
-                    self.count(|m| &m.one_shot_receives);
-                }
                 if message && self.holds_received() {
                     // The message would overtake bytes already received for the stream.
                     return Poll::Ready(Err(io::Error::new(
@@ -326,7 +337,11 @@ unsafe impl Source for RingSource {
                         self.count_salvaged(&kept);
                         Some(kept)
                     }
-                    None => self.read_received(kind, cx),
+                    // Anything else goes to the kernel as the caller's own operation.
+                    None => match self.read_received(kind, cx) {
+                        Received::Answered(poll) => Some(poll),
+                        _ => None,
+                    },
                 }
             };
             res.map(|poll| poll.map_ok(|n| n as usize))

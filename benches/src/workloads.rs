@@ -169,6 +169,7 @@ pub fn ablation() -> Vec<Workload> {
     let budget = ServerKind::ours_budget(Backend::Uring, 200);
     let entries = [on.flipped("registered-ring-fd"), on.flipped("no-sqarray")];
     let receive = on.flipped("multishot-receive");
+    let late = on.flipped("late-receive");
     let bundle = on.flipped("receive-bundle");
     let zero_copy = on.flipped("zero-copy-send");
     let incremental = on.flipped("incremental-buffers");
@@ -176,17 +177,21 @@ pub fn ablation() -> Vec<Workload> {
     fixed.servers = [on]
         .into_iter()
         .chain(entries)
-        .chain([receive, budget, budget.flipped("min-wait")])
+        .chain([receive, late, budget, budget.flipped("min-wait")])
         .collect();
     let mut closed = echo(64, 100, Mode::Closed { depth: 1 });
-    closed.servers = [on].into_iter().chain(entries).chain([receive]).collect();
+    closed.servers = [on]
+        .into_iter()
+        .chain(entries)
+        .chain([receive, late])
+        .collect();
     let mut many = echo(64, 1000, Mode::Closed { depth: 1 });
-    many.servers = vec![on, receive, bundle, incremental];
+    many.servers = vec![on, receive, late, bundle, incremental];
     let mut pipelined = echo(64, 16, Mode::Closed { depth: 16 });
-    pipelined.servers = vec![on, bundle, incremental];
+    pipelined.servers = vec![on, late, bundle, incremental];
     let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
     stream.name = "streaming 64 KiB over 4 conns, 4 in flight each".into();
-    stream.servers = vec![on, receive, bundle, incremental, zero_copy];
+    stream.servers = vec![on, receive, late, bundle, incremental, zero_copy];
     let mut stream_16k = echo(16 * 1024, 4, Mode::Closed { depth: 4 });
     stream_16k.name = "streaming 16 KiB over 4 conns, 4 in flight each".into();
     stream_16k.servers = vec![on, zero_copy];

@@ -99,6 +99,9 @@ metrics! {
     /// Reads that went to the kernel as a one-shot receive into the caller's buffer (io_uring:
     /// multishot receive off, refused, or out of provided buffers).
     one_shot_receives,
+    /// Reads that went to the kernel as a one-shot receive at the end of a busy turn, where a
+    /// multishot receive was possible (io_uring's late receives).
+    late_receives,
     /// Receive completions that carried more than one provided buffer (io_uring's receive
     /// bundles, 6.10+).
     receive_bundles,

@@ -29,11 +29,18 @@ impl FastPath {
 }
 
 /// The io_uring fast paths.
-pub const FAST_PATHS: [FastPath; 7] = [
+pub const FAST_PATHS: [FastPath; 8] = [
     FastPath {
         name: "multishot-receive",
         on_by_default: true,
         what: "reads through one armed multishot receive per socket into provided buffers (5.19+)",
+    },
+    FastPath {
+        name: "late-receive",
+        on_by_default: true,
+        what: "with multishot receive, while the reactor is busy (32 completions in a reap), \
+               reads as one-shot receives at the end of the turn, which find their data there \
+               and skip the poll wakeup and task work a multishot arrival costs",
     },
     FastPath {
         name: "receive-bundle",
@@ -75,6 +82,7 @@ pub const FAST_PATHS: [FastPath; 7] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SwitchedOff {
     pub(crate) multishot_receive: bool,
+    pub(crate) late_receive: bool,
     pub(crate) receive_bundle: bool,
     pub(crate) incremental_buffers: bool,
     pub(crate) zero_copy_send: bool,
@@ -88,6 +96,7 @@ impl Default for SwitchedOff {
     fn default() -> Self {
         let mut off = SwitchedOff {
             multishot_receive: false,
+            late_receive: false,
             receive_bundle: false,
             incremental_buffers: false,
             zero_copy_send: false,
@@ -106,6 +115,7 @@ impl SwitchedOff {
     fn flag(&mut self, name: &str) -> Option<&mut bool> {
         Some(match name {
             "multishot-receive" => &mut self.multishot_receive,
+            "late-receive" => &mut self.late_receive,
             "receive-bundle" => &mut self.receive_bundle,
             "incremental-buffers" => &mut self.incremental_buffers,
             "zero-copy-send" => &mut self.zero_copy_send,

@@ -50,6 +50,7 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
         multishot_receive: !options.off.multishot_receive,
+        late_receive: !options.off.late_receive,
         stream_buffers: match (options.off.incremental_buffers, options.off.receive_bundle) {
             (false, _) => backend_uring::StreamBuffers::Incremental,
             (true, false) => backend_uring::StreamBuffers::Bundles,

@@ -316,3 +316,70 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
         .expect("within 30 s");
     });
 }
+
+/// 64 connections echo 20 rounds of messages of uneven sizes at once, each reply checked
+/// whole: a turn that reaps all their sends is a busy one. Returns the reason and what the
+/// reactor counted meanwhile.
+fn echoes_at_once(builder: Builder) -> (String, MetricsSnapshot) {
+    const CONNECTIONS: usize = 64;
+    const ROUNDS: usize = 20;
+    builder.reactors(1).pool_threads(1).block_on(async {
+        runtime::time::timeout(Duration::from_secs(30), async {
+            let before = common::totals();
+            let mut tasks = Vec::new();
+            for c in 0..CONNECTIONS {
+                let (client, server) = common::pair().await;
+                tasks.push(runtime::spawn(common::echo(server)));
+                tasks.push(runtime::spawn(async move {
+                    for round in 0..ROUNDS {
+                        let id = c * ROUNDS + round;
+                        let message: Vec<u8> =
+                            (0..1 + id * 37 % 300).map(|k| pattern(id, k)).collect();
+                        let BufResult(res, message) = client.write_all(message).await;
+                        res.expect("write");
+                        let mut got = Vec::new();
+                        while got.len() < message.len() {
+                            let BufResult(res, buf) = client.read(vec![0u8; 512]).await;
+                            let n = res.expect("read");
+                            assert!(n > 0, "connection {c}: echo ended");
+                            got.extend_from_slice(&buf[..n]);
+                        }
+                        assert_eq!(got, message, "connection {c}, round {round}");
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.expect("task");
+            }
+            let reason = runtime::running_backend()
+                .expect("backend")
+                .reason()
+                .to_string();
+            (reason, common::totals().since(&before))
+        })
+        .await
+        .expect("echoes within 30 s")
+    })
+}
+
+/// Late receives (on by default): under the load of many connections at once, reads become
+/// one-shot receives at the end of busy turns, and every reply still comes back whole and in
+/// order, through the switches between multishot and one-shot receives; switched off, no read
+/// is late.
+#[test]
+fn under_load_reads_receive_late_and_every_reply_comes_back_whole() {
+    let Some(uring) = uring() else { return };
+    let (reason, counted) = echoes_at_once(uring.clone());
+    if !reason.contains("late receives under load") {
+        return eprintln!("skipped: no multishot receives here: {reason}");
+    }
+    eprintln!("late receives on: {counted}");
+    assert!(counted.late_receives > 0, "no read was late: {counted:?}");
+
+    let off = uring
+        .uring_fast_path("late-receive", false)
+        .expect("a known path");
+    let (reason, counted) = echoes_at_once(off);
+    assert!(!reason.contains("late receives"), "{reason}");
+    assert_eq!(counted.late_receives, 0, "{counted:?}");
+}
