@@ -255,8 +255,9 @@ fn buffer_rings(report: &mut UringReport, ring: &IoUring) {
             report.add(
                 "buffer ring (stream)",
                 true,
-                "registered: reads go through one multishot receive per socket (a kernel \
-                 before 6.0 refuses multishot with EINVAL, and reads fall back to one-shot)",
+                "registered: reads go through one multishot receive per socket, or late \
+                 one-shot receives while the reactor is busy (a kernel before 6.0 refuses \
+                 multishot with EINVAL, and reads fall back to one-shot)",
             );
             let (ok, detail) = match (rings.mode(), ring.params().is_feature_recvsend_bundle()) {
                 (StreamBuffers::Bundles, _) => (

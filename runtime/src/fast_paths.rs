@@ -1,6 +1,7 @@
-//! The io_uring fast paths: each is taken where the kernel has it, all but receive bundles by
-//! default; each can be switched by the [`Builder`](crate::Builder), or off by
-//! [`URING_OFF_ENV`], to measure what it buys or to run the path an older kernel takes.
+//! The io_uring fast paths: each is taken where the kernel has it, all but the three opt-in
+//! ones (receive bundles, incremental buffers, zero-copy sends) by default; each can be
+//! switched by the [`Builder`](crate::Builder), or off by [`URING_OFF_ENV`], to measure what it
+//! buys or to run the path an older kernel takes.
 
 use std::io;
 
