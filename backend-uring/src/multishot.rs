@@ -423,6 +423,20 @@ mod tests {
     use super::*;
     use crate::provided::StreamBuffers;
 
+    /// A ring with buffer rings registered for `mode`, or `None` (saying why) where the kernel
+    /// has neither.
+    fn registered(mode: StreamBuffers) -> Option<(io_uring::IoUring, BufferRings)> {
+        let Ok(ring) = io_uring::IoUring::new(8) else {
+            eprintln!("skipped: io_uring unavailable");
+            return None;
+        };
+        let Ok(rings) = BufferRings::register(&ring, mode) else {
+            eprintln!("skipped: no buffer rings");
+            return None;
+        };
+        Some((ring, rings))
+    }
+
     /// Arms `queue`'s receive for a read of `buf` on `fd`; returns the receive's address.
     fn arm(queue: &Arc<RecvQueue>, fd: i32, buf: &mut [u8]) -> usize {
         let kind = OpKind::Recv {
@@ -444,11 +458,8 @@ mod tests {
     /// ring arm plain multishot receives, not give up multishot.
     #[test]
     fn a_refused_bundle_falls_back_to_plain_multishot_receives() {
-        let Ok(ring) = io_uring::IoUring::new(8) else {
-            return eprintln!("skipped: io_uring unavailable");
-        };
-        let Ok(rings) = BufferRings::register(&ring, StreamBuffers::Bundles) else {
-            return eprintln!("skipped: no buffer rings");
+        let Some((ring, rings)) = registered(StreamBuffers::Bundles) else {
+            return;
         };
         let rings = Arc::new(rings);
         if !rings.bundles() {
@@ -498,11 +509,8 @@ mod tests {
     /// quiet a read arms again. With late receives off, load changes nothing.
     #[test]
     fn a_busy_reactor_receives_late_and_a_quiet_one_arms_again() {
-        let Ok(ring) = io_uring::IoUring::new(8) else {
-            return eprintln!("skipped: io_uring unavailable");
-        };
-        let Ok(rings) = BufferRings::register(&ring, StreamBuffers::Plain) else {
-            return eprintln!("skipped: no buffer rings");
+        let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
+            return;
         };
         let rings = Arc::new(rings.with_load(Load::new(true)));
         let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");

@@ -114,34 +114,16 @@ fn pattern(stream: usize, i: usize) -> u8 {
     (i.wrapping_mul(31) ^ (i >> 9) ^ stream.wrapping_mul(97)) as u8
 }
 
-/// Four connections stream 2 MiB each in 256 KiB writes at once, and their readers read in
-/// uneven sizes, so buffers are given back out of order and each socket holds several when its
-/// receive runs: every byte arrives, in order. Each writer scribbles over its buffer as soon as
-/// the write returns it, which the peer must never see. Returns the reason and what the
+/// Runs `work` on one reactor of `builder`, within 30 s; returns the reason and what the
 /// reactor counted meanwhile.
-fn stream_concurrently(builder: Builder) -> (String, MetricsSnapshot) {
-    const STREAMS: usize = 4;
-    const BYTES: usize = 2 << 20;
+fn counted<F: std::future::Future<Output = ()>>(
+    builder: Builder,
+    work: impl FnOnce() -> F,
+) -> (String, MetricsSnapshot) {
     builder.reactors(1).pool_threads(1).block_on(async {
         runtime::time::timeout(Duration::from_secs(30), async {
             let before = common::totals();
-            let mut tasks = Vec::new();
-            for stream in 0..STREAMS {
-                let (client, server) = common::pair().await;
-                tasks.push(runtime::spawn(async move {
-                    let data: Vec<u8> = (0..BYTES).map(|i| pattern(stream, i)).collect();
-                    for chunk in data.chunks(256 << 10) {
-                        let BufResult(res, mut buf) = client.write_all(chunk.to_vec()).await;
-                        res.expect("write");
-                        buf.fill(0xEE);
-                    }
-                    drop(client);
-                }));
-                tasks.push(runtime::spawn(read_and_check(server, stream, BYTES)));
-            }
-            for task in tasks {
-                task.await.expect("task");
-            }
+            work().await;
             let reason = runtime::running_backend()
                 .expect("backend")
                 .reason()
@@ -149,7 +131,35 @@ fn stream_concurrently(builder: Builder) -> (String, MetricsSnapshot) {
             (reason, common::totals().since(&before))
         })
         .await
-        .expect("streams within 30 s")
+        .expect("within 30 s")
+    })
+}
+
+/// Four connections stream 2 MiB each in 256 KiB writes at once, and their readers read in
+/// uneven sizes, so buffers are given back out of order and each socket holds several when its
+/// receive runs: every byte arrives, in order. Each writer scribbles over its buffer as soon as
+/// the write returns it, which the peer must never see.
+fn stream_concurrently(builder: Builder) -> (String, MetricsSnapshot) {
+    const STREAMS: usize = 4;
+    const BYTES: usize = 2 << 20;
+    counted(builder, || async {
+        let mut tasks = Vec::new();
+        for stream in 0..STREAMS {
+            let (client, server) = common::pair().await;
+            tasks.push(runtime::spawn(async move {
+                let data: Vec<u8> = (0..BYTES).map(|i| pattern(stream, i)).collect();
+                for chunk in data.chunks(256 << 10) {
+                    let BufResult(res, mut buf) = client.write_all(chunk.to_vec()).await;
+                    res.expect("write");
+                    buf.fill(0xEE);
+                }
+                drop(client);
+            }));
+            tasks.push(runtime::spawn(read_and_check(server, stream, BYTES)));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
     })
 }
 
@@ -318,47 +328,35 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
 }
 
 /// 64 connections echo 20 rounds of messages of uneven sizes at once, each reply checked
-/// whole: a turn that reaps all their sends is a busy one. Returns the reason and what the
-/// reactor counted meanwhile.
+/// whole: a turn that reaps all their sends is a busy one.
 fn echoes_at_once(builder: Builder) -> (String, MetricsSnapshot) {
     const CONNECTIONS: usize = 64;
     const ROUNDS: usize = 20;
-    builder.reactors(1).pool_threads(1).block_on(async {
-        runtime::time::timeout(Duration::from_secs(30), async {
-            let before = common::totals();
-            let mut tasks = Vec::new();
-            for c in 0..CONNECTIONS {
-                let (client, server) = common::pair().await;
-                tasks.push(runtime::spawn(common::echo(server)));
-                tasks.push(runtime::spawn(async move {
-                    for round in 0..ROUNDS {
-                        let id = c * ROUNDS + round;
-                        let message: Vec<u8> =
-                            (0..1 + id * 37 % 300).map(|k| pattern(id, k)).collect();
-                        let BufResult(res, message) = client.write_all(message).await;
-                        res.expect("write");
-                        let mut got = Vec::new();
-                        while got.len() < message.len() {
-                            let BufResult(res, buf) = client.read(vec![0u8; 512]).await;
-                            let n = res.expect("read");
-                            assert!(n > 0, "connection {c}: echo ended");
-                            got.extend_from_slice(&buf[..n]);
-                        }
-                        assert_eq!(got, message, "connection {c}, round {round}");
+    counted(builder, || async {
+        let mut tasks = Vec::new();
+        for c in 0..CONNECTIONS {
+            let (client, server) = common::pair().await;
+            tasks.push(runtime::spawn(common::echo(server)));
+            tasks.push(runtime::spawn(async move {
+                for round in 0..ROUNDS {
+                    let id = c * ROUNDS + round;
+                    let message: Vec<u8> = (0..1 + id * 37 % 300).map(|k| pattern(id, k)).collect();
+                    let BufResult(res, message) = client.write_all(message).await;
+                    res.expect("write");
+                    let mut got = Vec::new();
+                    while got.len() < message.len() {
+                        let BufResult(res, buf) = client.read(vec![0u8; 512]).await;
+                        let n = res.expect("read");
+                        assert!(n > 0, "connection {c}: echo ended");
+                        got.extend_from_slice(&buf[..n]);
                     }
-                }));
-            }
-            for task in tasks {
-                task.await.expect("task");
-            }
-            let reason = runtime::running_backend()
-                .expect("backend")
-                .reason()
-                .to_string();
-            (reason, common::totals().since(&before))
-        })
-        .await
-        .expect("echoes within 30 s")
+                    assert_eq!(got, message, "connection {c}, round {round}");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
     })
 }
 
