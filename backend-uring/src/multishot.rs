@@ -93,7 +93,8 @@ struct QueueState {
     armed: bool,
     /// The armed receive is a bundle (which kernels before 6.17 refuse, for its length cap).
     armed_bundle: bool,
-    /// A cancel was sent for the armed receive (the queue is full or the socket is gone).
+    /// A cancel was sent for the armed receive (the queue is full, the reactor is busy, or the
+    /// socket is gone).
     cancelling: bool,
     /// How the stream ended (0: end of file, negative: an errno), returned once the filled
     /// buffers are read. End of file stays; an error is returned once.
@@ -173,8 +174,9 @@ impl RecvQueue {
 
     /// A read of `kind` (`Recv` or `RecvMsg` on a stream, `RecvMessage` on a UDP socket) on the
     /// socket `fd`: its result if buffers are queued or the stream ended, `Pending` while the
-    /// armed receive may still deliver, or what to do instead. `may_arm` is false off the
-    /// owning reactor (which alone submits).
+    /// armed receive may still deliver (being cancelled too: a read never overtakes it), or
+    /// what to do instead: arm it, or a one-shot receive (late while the reactor is busy).
+    /// `may_arm` is false off the owning reactor (which alone submits).
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for writing the lengths they give.
@@ -312,7 +314,7 @@ pub(crate) struct Completion {
     pub(crate) bundle: bool,
     /// The completion filled part of a buffer an earlier one had started (incremental).
     pub(crate) shared: bool,
-    /// The socket's queue is full: submit this cancel.
+    /// The socket's queue is full, or the reactor is busy (late receives): submit this cancel.
     pub(crate) cancel: Option<squeue::Entry>,
     /// The reader to wake, once the driver has finished with the completion queue.
     pub(crate) waiter: Option<Waker>,
@@ -491,22 +493,31 @@ mod tests {
         rings.unregister(&ring);
     }
 
-    /// A read of `buf` on `fd` that the queue does not answer: the step it takes.
-    fn step(queue: &Arc<RecvQueue>, fd: i32, buf: &mut [u8]) -> Step {
+    /// A read of `buf` on `fd` through `queue`.
+    fn read(
+        queue: &Arc<RecvQueue>,
+        fd: i32,
+        buf: &mut [u8],
+    ) -> Result<Poll<io::Result<u32>>, Step> {
         let kind = OpKind::Recv {
             buf: buf.as_mut_ptr(),
             len: buf.len() as u32,
         };
         // SAFETY: `buf` is valid for its length for the call, and nothing is submitted.
-        match unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) } {
-            Err(step) => step,
-            Ok(_) => panic!("the queue answered"),
-        }
+        unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) }
+    }
+
+    /// `IORING_CQE_F_BUFFER` and `IORING_CQE_F_MORE`, with buffer `bid` above them: a made-up
+    /// receive CQE. Nothing is submitted on the tests' rings, and each is unregistered at the
+    /// end, so the buffers such CQEs name (never taken by the kernel) and that reads give back
+    /// reach no receive.
+    fn filled(bid: u32) -> u32 {
+        1 | 1 << 1 | bid << 16
     }
 
     /// While the reactor is busy, a read that would arm a receive receives late instead, and
-    /// an armed receive that delivers is cancelled, its bytes read first; once the reactor is
-    /// quiet a read arms again. With late receives off, load changes nothing.
+    /// an armed receive that delivers is cancelled, its bytes read first, and no read goes
+    /// late until its final CQE; once the reactor is quiet a read arms again.
     #[test]
     fn a_busy_reactor_receives_late_and_a_quiet_one_arms_again() {
         let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
@@ -519,44 +530,66 @@ mod tests {
         let mut buf = [0u8; 16];
 
         rings.load.reaped(BUSY_FROM);
-        assert!(matches!(step(&queue, fd, &mut buf), Step::Late));
+        assert!(matches!(read(&queue, fd, &mut buf), Err(Step::Late)));
         rings.load.reaped(BUSY_FROM - 1);
         let addr = arm(&queue, fd, &mut buf);
 
-        // Five bytes arrive into buffer 3 while the reactor is busy: the receive is cancelled.
+        // SAFETY: the receive armed last, not finished before (so for each `complete` below).
+        let done = unsafe { complete(addr, 5, filled(2)) };
+        assert!(
+            done.cancel.is_none(),
+            "a quiet reactor cancelled its receive"
+        );
+        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))));
+
         rings.load.reaped(BUSY_FROM);
-        // `IORING_CQE_F_BUFFER` and `IORING_CQE_F_MORE`, with the buffer id above them.
-        let flags = 1 | 1 << 1 | 3 << 16;
-        // SAFETY: the receive armed above, not finished.
-        let done = unsafe { complete(addr, 5, flags) };
+        // SAFETY: as above.
+        let done = unsafe { complete(addr, 5, filled(3)) };
         assert!(!done.finished);
         assert!(
             done.cancel.is_some(),
             "a busy reactor kept its multishot receive"
         );
-        // SAFETY: as above; its final CQE.
-        let done = unsafe { complete(addr, -libc::ECANCELED, 0) };
-        assert!(done.finished);
-
-        let kind = OpKind::Recv {
-            buf: buf.as_mut_ptr(),
-            len: buf.len() as u32,
-        };
-        // SAFETY: `buf` is valid for its length for the call.
-        let read = unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) };
         assert!(
-            matches!(read, Ok(Poll::Ready(Ok(5)))),
+            matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))),
             "the queued bytes come first"
         );
-        assert!(matches!(step(&queue, fd, &mut buf), Step::Late));
+        // Until its final CQE the cancelled receive may still deliver: a read waits for it
+        // rather than receive late beside it, perhaps ahead of its bytes.
+        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Pending)));
+        // SAFETY: as above.
+        let done = unsafe { complete(addr, -libc::ECANCELED, 0) };
+        assert!(done.finished);
+        assert!(matches!(read(&queue, fd, &mut buf), Err(Step::Late)));
+
         rings.load.reaped(0);
         let addr = arm(&queue, fd, &mut buf);
         // SAFETY: as above.
         assert!(unsafe { complete(addr, -libc::ECANCELED, 0) }.finished);
+        rings.unregister(&ring);
+    }
 
-        let off = Load::new(false);
-        off.reaped(BUSY_FROM);
-        assert!(!off.busy(), "load counted with late receives off");
+    /// With late receives off, a busy reactor's reads arm their receive, and keep it armed
+    /// when it delivers.
+    #[test]
+    fn with_late_receives_off_load_changes_nothing() {
+        let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
+            return;
+        };
+        let rings = Arc::new(rings.with_load(Load::new(false)));
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let fd = socket.as_raw_fd();
+        let queue = RecvQueue::new(rings.clone());
+        let mut buf = [0u8; 16];
+
+        rings.load.reaped(BUSY_FROM);
+        let addr = arm(&queue, fd, &mut buf);
+        // SAFETY: the receive just armed, not finished before (so for each `complete` below).
+        let done = unsafe { complete(addr, 5, filled(2)) };
+        assert!(done.cancel.is_none(), "cancelled with late receives off");
+        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))));
+        // SAFETY: as above.
+        assert!(unsafe { complete(addr, -libc::ECANCELED, 0) }.finished);
         rings.unregister(&ring);
     }
 }
