@@ -58,7 +58,7 @@ impl RingDriver {
         let buffers = match config.multishot_receive {
             true => BufferRings::register(&built.ring, wanted)
                 .ok()
-                .map(|rings| Arc::new(rings.with_load(Load::new(config.late_receive)))),
+                .map(Arc::new),
             false => None,
         };
         let mut description = built.description;
@@ -91,6 +91,7 @@ impl RingDriver {
             id,
             built.ring.as_raw_fd(),
             buffers,
+            Load::new(config.late_receive),
             config.wake,
         ));
         let zero_copy = match config.zero_copy_send {

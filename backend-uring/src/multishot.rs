@@ -44,8 +44,9 @@ pub(crate) const MAX_QUEUED: usize = 8;
 /// connection closed loop a busy turn serves about 15 requests, 30 completions).
 pub(crate) const BUSY_FROM: usize = 32;
 
-/// How busy the reactor is, as its last reap of the completion queue says; read by its
-/// sockets' reads to choose between a multishot and a late one-shot receive.
+/// How busy the reactor is, as its last reap of the completion queue says (the reactor's,
+/// in `RingShared`); read by its sockets' reads to choose between a multishot and a late
+/// one-shot receive.
 #[derive(Debug, Default)]
 pub(crate) struct Load {
     /// Late receives are on (`RingConfig::late_receive`).
@@ -70,7 +71,7 @@ impl Load {
     }
 
     /// Whether reads should receive late rather than through a multishot receive.
-    fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.busy.load(Ordering::Relaxed)
     }
 }
@@ -176,7 +177,8 @@ impl RecvQueue {
     /// socket `fd`: its result if buffers are queued or the stream ended, `Pending` while the
     /// armed receive may still deliver (being cancelled too: a read never overtakes it), or
     /// what to do instead: arm it, or a one-shot receive (late while the reactor is busy).
-    /// `may_arm` is false off the owning reactor (which alone submits).
+    /// `may_arm` is false off the owning reactor (which alone submits); `busy`, that reactor's
+    /// [`Load`].
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for writing the lengths they give.
@@ -186,6 +188,7 @@ impl RecvQueue {
         kind: &OpKind,
         waker: &Waker,
         may_arm: bool,
+        busy: bool,
     ) -> Result<Poll<io::Result<u32>>, Step> {
         let mut st = self.state.lock();
         let wants = Wants::of(kind);
@@ -219,7 +222,7 @@ impl RecvQueue {
             st.one_shot_next = false;
             return Err(Step::OneShot);
         }
-        if self.rings.load.busy() {
+        if busy {
             return Err(Step::Late);
         }
         st.armed = true;
@@ -326,8 +329,9 @@ pub(crate) struct Completion {
 ///
 /// # Safety
 /// `addr` must be a multishot receive's queue, named by user data made by
-/// [`RecvQueue::poll_read`], whose final CQE has not been handled yet.
-pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completion {
+/// [`RecvQueue::poll_read`], whose final CQE has not been handled yet. `busy` is the reactor's
+/// [`Load`].
+pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32, busy: bool) -> Completion {
     let ptr = addr as *const RecvQueue;
     let user_data = UserData::Receive(addr).encode();
     let more = cqueue::more(flags);
@@ -381,7 +385,7 @@ pub(crate) unsafe fn complete(addr: usize, result: i32, flags: u32) -> Completio
     if !more {
         st.armed = false;
         st.cancelling = false;
-    } else if st.filled.len() >= MAX_QUEUED || (result > 0 && queue.rings.load.busy()) {
+    } else if st.filled.len() >= MAX_QUEUED || (result > 0 && busy) {
         // Full, or the reactor is busy: the next reads receive late (or after the reader
         // catches up), in order behind what is queued.
         cancel = st.start_cancel(user_data);
@@ -439,15 +443,10 @@ mod tests {
         Some((ring, rings))
     }
 
-    /// Arms `queue`'s receive for a read of `buf` on `fd`; returns the receive's address.
-    fn arm(queue: &Arc<RecvQueue>, fd: i32, buf: &mut [u8]) -> usize {
-        let kind = OpKind::Recv {
-            buf: buf.as_mut_ptr(),
-            len: buf.len() as u32,
-        };
-        // SAFETY: `buf` is valid for its length for the call, and nothing is submitted.
-        let step = unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) };
-        let Err(Step::Arm(entry)) = step else {
+    /// Arms `queue`'s receive for a read of `buf` on `fd` (on a reactor `busy` or not);
+    /// returns the receive's address.
+    fn arm(queue: &Arc<RecvQueue>, fd: i32, buf: &mut [u8], busy: bool) -> usize {
+        let Err(Step::Arm(entry)) = read(queue, fd, buf, busy) else {
             panic!("a read of an empty queue arms its receive")
         };
         match UserData::decode(entry.get_user_data()) {
@@ -471,10 +470,10 @@ mod tests {
         let queue = RecvQueue::new(rings.clone());
         let mut buf = [0u8; 16];
 
-        let addr = arm(&queue, socket.as_raw_fd(), &mut buf);
+        let addr = arm(&queue, socket.as_raw_fd(), &mut buf, false);
         assert!(queue.state.lock().armed_bundle);
         // SAFETY: the receive just armed (never submitted); this is its final CQE.
-        let done = unsafe { complete(addr, -libc::EINVAL, 0) };
+        let done = unsafe { complete(addr, -libc::EINVAL, 0, false) };
         assert!(done.finished);
         assert!(
             !rings.bundles(),
@@ -485,26 +484,27 @@ mod tests {
             "multishot given up for a bundle"
         );
 
-        let addr = arm(&queue, socket.as_raw_fd(), &mut buf);
+        let addr = arm(&queue, socket.as_raw_fd(), &mut buf, false);
         assert!(!queue.state.lock().armed_bundle, "armed as a bundle again");
         // SAFETY: as above.
-        let done = unsafe { complete(addr, -libc::ECANCELED, 0) };
+        let done = unsafe { complete(addr, -libc::ECANCELED, 0, false) };
         assert!(done.finished);
         rings.unregister(&ring);
     }
 
-    /// A read of `buf` on `fd` through `queue`.
+    /// A read of `buf` on `fd` through `queue`, on a reactor `busy` or not.
     fn read(
         queue: &Arc<RecvQueue>,
         fd: i32,
         buf: &mut [u8],
+        busy: bool,
     ) -> Result<Poll<io::Result<u32>>, Step> {
         let kind = OpKind::Recv {
             buf: buf.as_mut_ptr(),
             len: buf.len() as u32,
         };
         // SAFETY: `buf` is valid for its length for the call, and nothing is submitted.
-        unsafe { queue.poll_read(fd, &kind, Waker::noop(), true) }
+        unsafe { queue.poll_read(fd, &kind, Waker::noop(), true, busy) }
     }
 
     /// `IORING_CQE_F_BUFFER` and `IORING_CQE_F_MORE`, with buffer `bid` above them: a made-up
@@ -515,81 +515,95 @@ mod tests {
         1 | 1 << 1 | bid << 16
     }
 
+    /// Runs `test` on the plain stream queue of a socket of its own, over a test ring's
+    /// buffers (unregistered after); skipped where the kernel has none.
+    fn on_a_plain_queue(test: impl FnOnce(&Arc<RecvQueue>, i32)) {
+        let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
+            return;
+        };
+        let rings = Arc::new(rings);
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+        test(&RecvQueue::new(rings.clone()), socket.as_raw_fd());
+        rings.unregister(&ring);
+    }
+
     /// While the reactor is busy, a read that would arm a receive receives late instead, and
     /// an armed receive that delivers is cancelled, its bytes read first, and no read goes
     /// late until its final CQE; once the reactor is quiet a read arms again.
     #[test]
     fn a_busy_reactor_receives_late_and_a_quiet_one_arms_again() {
-        let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
-            return;
-        };
-        let rings = Arc::new(rings.with_load(Load::new(true)));
-        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
-        let fd = socket.as_raw_fd();
-        let queue = RecvQueue::new(rings.clone());
-        let mut buf = [0u8; 16];
+        on_a_plain_queue(|queue, fd| {
+            let load = Load::new(true);
+            let mut buf = [0u8; 16];
+            load.reaped(BUSY_FROM);
+            assert!(matches!(
+                read(queue, fd, &mut buf, load.busy()),
+                Err(Step::Late)
+            ));
+            load.reaped(BUSY_FROM - 1);
+            let addr = arm(queue, fd, &mut buf, load.busy());
 
-        rings.load.reaped(BUSY_FROM);
-        assert!(matches!(read(&queue, fd, &mut buf), Err(Step::Late)));
-        rings.load.reaped(BUSY_FROM - 1);
-        let addr = arm(&queue, fd, &mut buf);
+            // SAFETY: the receive armed last, not finished before (so for each `complete`
+            // below).
+            let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
+            assert!(
+                done.cancel.is_none(),
+                "a quiet reactor cancelled its receive"
+            );
+            let got = read(queue, fd, &mut buf, load.busy());
+            assert!(matches!(got, Ok(Poll::Ready(Ok(5)))));
 
-        // SAFETY: the receive armed last, not finished before (so for each `complete` below).
-        let done = unsafe { complete(addr, 5, filled(2)) };
-        assert!(
-            done.cancel.is_none(),
-            "a quiet reactor cancelled its receive"
-        );
-        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))));
+            load.reaped(BUSY_FROM);
+            // SAFETY: as above.
+            let done = unsafe { complete(addr, 5, filled(3), load.busy()) };
+            assert!(!done.finished);
+            assert!(
+                done.cancel.is_some(),
+                "a busy reactor kept its multishot receive"
+            );
+            assert!(
+                matches!(
+                    read(queue, fd, &mut buf, load.busy()),
+                    Ok(Poll::Ready(Ok(5)))
+                ),
+                "the queued bytes come first"
+            );
+            // Until its final CQE the cancelled receive may still deliver: a read waits for
+            // it rather than receive late beside it, perhaps ahead of its bytes.
+            let got = read(queue, fd, &mut buf, load.busy());
+            assert!(matches!(got, Ok(Poll::Pending)));
+            // SAFETY: as above.
+            let done = unsafe { complete(addr, -libc::ECANCELED, 0, load.busy()) };
+            assert!(done.finished);
+            assert!(matches!(
+                read(queue, fd, &mut buf, load.busy()),
+                Err(Step::Late)
+            ));
 
-        rings.load.reaped(BUSY_FROM);
-        // SAFETY: as above.
-        let done = unsafe { complete(addr, 5, filled(3)) };
-        assert!(!done.finished);
-        assert!(
-            done.cancel.is_some(),
-            "a busy reactor kept its multishot receive"
-        );
-        assert!(
-            matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))),
-            "the queued bytes come first"
-        );
-        // Until its final CQE the cancelled receive may still deliver: a read waits for it
-        // rather than receive late beside it, perhaps ahead of its bytes.
-        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Pending)));
-        // SAFETY: as above.
-        let done = unsafe { complete(addr, -libc::ECANCELED, 0) };
-        assert!(done.finished);
-        assert!(matches!(read(&queue, fd, &mut buf), Err(Step::Late)));
-
-        rings.load.reaped(0);
-        let addr = arm(&queue, fd, &mut buf);
-        // SAFETY: as above.
-        assert!(unsafe { complete(addr, -libc::ECANCELED, 0) }.finished);
-        rings.unregister(&ring);
+            load.reaped(0);
+            let addr = arm(queue, fd, &mut buf, load.busy());
+            // SAFETY: as above.
+            assert!(unsafe { complete(addr, -libc::ECANCELED, 0, load.busy()) }.finished);
+        });
     }
 
     /// With late receives off, a busy reactor's reads arm their receive, and keep it armed
     /// when it delivers.
     #[test]
     fn with_late_receives_off_load_changes_nothing() {
-        let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
-            return;
-        };
-        let rings = Arc::new(rings.with_load(Load::new(false)));
-        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
-        let fd = socket.as_raw_fd();
-        let queue = RecvQueue::new(rings.clone());
-        let mut buf = [0u8; 16];
-
-        rings.load.reaped(BUSY_FROM);
-        let addr = arm(&queue, fd, &mut buf);
-        // SAFETY: the receive just armed, not finished before (so for each `complete` below).
-        let done = unsafe { complete(addr, 5, filled(2)) };
-        assert!(done.cancel.is_none(), "cancelled with late receives off");
-        assert!(matches!(read(&queue, fd, &mut buf), Ok(Poll::Ready(Ok(5)))));
-        // SAFETY: as above.
-        assert!(unsafe { complete(addr, -libc::ECANCELED, 0) }.finished);
-        rings.unregister(&ring);
+        on_a_plain_queue(|queue, fd| {
+            let load = Load::new(false);
+            let mut buf = [0u8; 16];
+            load.reaped(BUSY_FROM);
+            let addr = arm(queue, fd, &mut buf, load.busy());
+            // SAFETY: the receive just armed, not finished before (so for each `complete`
+            // below).
+            let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
+            assert!(done.cancel.is_none(), "cancelled with late receives off");
+            let got = read(queue, fd, &mut buf, load.busy());
+            assert!(matches!(got, Ok(Poll::Ready(Ok(5)))));
+            // SAFETY: as above.
+            assert!(unsafe { complete(addr, -libc::ECANCELED, 0, load.busy()) }.finished);
+        });
     }
 }

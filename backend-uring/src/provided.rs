@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use io_uring::IoUring;
 use parking_lot::Mutex;
 
-use crate::multishot::Load;
-
 /// One entry of the ring, as the kernel lays it out (`struct io_uring_buf`). The `resv` field of
 /// entry 0 is the ring's tail, which the kernel reads while we write other entries: entries are
 /// only ever written through raw pointers to their fields, never through a reference to a whole
@@ -97,8 +95,6 @@ pub(crate) struct BufferRings {
     pub(crate) datagram: Option<ProvidedBuffers>,
     /// The kernel refused a bundle: later receives are plain multishot ones.
     bundles_refused: AtomicBool,
-    /// How busy the reactor is, for late receives (none until the driver says so).
-    pub(crate) load: Load,
 }
 
 impl BufferRings {
@@ -128,13 +124,7 @@ impl BufferRings {
             stream,
             datagram: ProvidedBuffers::register(ring, DATAGRAM, StreamBuffers::Plain).ok(),
             bundles_refused: AtomicBool::new(false),
-            load: Load::default(),
         })
-    }
-
-    /// These rings, read by sockets of a reactor whose load `load` follows.
-    pub(crate) fn with_load(self, load: Load) -> Self {
-        BufferRings { load, ..self }
     }
 
     /// How stream receives use their ring.

@@ -398,9 +398,10 @@ impl Ring {
                 deferred.push(cell.complete(result));
             }
             UserData::Receive(addr) => {
+                let busy = self.shared.load.busy();
                 // SAFETY: receive user data is only made by `RecvQueue::poll_read`, and a
                 // receive's CQEs end with the one that has no `F_MORE` (handled once here).
-                let done = unsafe { multishot::complete(addr, result, cqe.flags()) };
+                let done = unsafe { multishot::complete(addr, result, cqe.flags(), busy) };
                 if done.bundle {
                     self.with_metrics(|m| m.receive_bundles.add_local(1));
                 }
@@ -433,9 +434,7 @@ impl Ring {
             woken |= self.dispatch(&cqe, &mut deferred);
         }
         self.with_metrics(|m| m.cqes_reaped.add_local(reaped));
-        if let Some(rings) = &self.shared.buffers {
-            rings.load.reaped(reaped as usize);
-        }
+        self.shared.load.reaped(reaped as usize);
         if woken {
             self.wake_armed.set(false);
             if rearm {

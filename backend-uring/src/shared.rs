@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use runtime_core::ReactorHandle;
 
 use crate::handoff::Handoff;
+use crate::multishot::Load;
 use crate::provided::BufferRings;
 use crate::setup::RingWake;
 
@@ -46,6 +47,8 @@ pub(crate) struct RingShared {
     /// The ring's provided buffers, for multishot receives (`None` where the kernel refused
     /// to register them).
     pub(crate) buffers: Option<Arc<BufferRings>>,
+    /// How busy the reactor is, for its sockets' late receives.
+    pub(crate) load: Load,
     /// How operations of other threads reach the ring.
     pub(crate) wake: RingWake,
 }
@@ -55,6 +58,7 @@ impl RingShared {
         id: usize,
         ring_fd: RawFd,
         buffers: Option<Arc<BufferRings>>,
+        load: Load,
         wake: RingWake,
     ) -> Self {
         RingShared {
@@ -66,6 +70,7 @@ impl RingShared {
             handoffs_in_flight: AtomicUsize::new(0),
             drained: AtomicBool::new(false),
             buffers,
+            load,
             wake,
         }
     }

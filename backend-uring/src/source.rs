@@ -192,8 +192,9 @@ impl RingSource {
             return Received::OneShot;
         };
         let on_owner = self.owner_is_current();
+        let busy = self.owner.load.busy();
         // SAFETY: the caller's promise.
-        match unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner) } {
+        match unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner, busy) } {
             Ok(poll) => Received::Answered(poll),
             Err(Step::Arm(entry)) => {
                 self.on_owner(|ring| ring.push_multishot(entry));
