@@ -225,15 +225,8 @@ fn ping_pong(builder: Builder) {
             let echo = runtime::spawn(common::echo(server));
             for i in 0..500usize {
                 let message: Vec<u8> = (0..1 + i % 97).map(|k| pattern(i, k)).collect();
-                let BufResult(res, message) = client.write_all(message).await;
-                res.expect("write");
-                let mut got = Vec::new();
-                while got.len() < message.len() {
-                    let BufResult(res, buf) = client.read(vec![0u8; 256]).await;
-                    let n = res.expect("read");
-                    assert!(n > 0, "echo ended");
-                    got.extend_from_slice(&buf[..n]);
-                }
+                let (message, got) =
+                    common::write_and_read_back(&client, message, 256, "the echo").await;
                 assert_eq!(got, message, "reply {i}");
             }
             drop(client);
@@ -341,15 +334,9 @@ fn echoes_at_once(builder: Builder) -> (String, MetricsSnapshot) {
                 for round in 0..ROUNDS {
                     let id = c * ROUNDS + round;
                     let message: Vec<u8> = (0..1 + id * 37 % 300).map(|k| pattern(id, k)).collect();
-                    let BufResult(res, message) = client.write_all(message).await;
-                    res.expect("write");
-                    let mut got = Vec::new();
-                    while got.len() < message.len() {
-                        let BufResult(res, buf) = client.read(vec![0u8; 512]).await;
-                        let n = res.expect("read");
-                        assert!(n > 0, "connection {c}: echo ended");
-                        got.extend_from_slice(&buf[..n]);
-                    }
+                    let who = format!("connection {c}");
+                    let (message, got) =
+                        common::write_and_read_back(&client, message, 512, &who).await;
                     assert_eq!(got, message, "connection {c}, round {round}");
                 }
             }));

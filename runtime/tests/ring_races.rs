@@ -19,15 +19,8 @@ use runtime::BufResult;
 async fn round_trips(stream: TcpStream, rounds: usize, client: usize) {
     for round in 0..rounds {
         let msg = format!("{client:02}:{round:012}\n").into_bytes();
-        let BufResult(res, _) = stream.write_all(msg.clone()).await;
-        res.expect("write");
-        let mut got = Vec::new();
-        while got.len() < msg.len() {
-            let BufResult(res, buf) = stream.read(vec![0u8; 64]).await;
-            let n = res.expect("read");
-            assert!(n > 0, "client {client}: the server closed at round {round}");
-            got.extend_from_slice(&buf[..n]);
-        }
+        let who = format!("client {client} at round {round}");
+        let (msg, got) = common::write_and_read_back(&stream, msg, 64, &who).await;
         assert_eq!(got, msg, "client {client} round {round}");
     }
 }

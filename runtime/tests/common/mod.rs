@@ -28,6 +28,26 @@ pub async fn pair() -> (TcpStream, TcpStream) {
     (client, server)
 }
 
+/// Writes `message` to `stream` and reads as many bytes back, `chunk` at a time: the message
+/// and what came back. Panics, saying `who`, if the peer closes first.
+pub async fn write_and_read_back(
+    stream: &TcpStream,
+    message: Vec<u8>,
+    chunk: usize,
+    who: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    let BufResult(res, message) = stream.write_all(message).await;
+    res.expect("write");
+    let mut got = Vec::new();
+    while got.len() < message.len() {
+        let BufResult(res, buf) = stream.read(vec![0u8; chunk]).await;
+        let n = res.expect("read");
+        assert!(n > 0, "{who}: the peer closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (message, got)
+}
+
 /// Echoes until the peer closes or fails.
 pub async fn echo(s: TcpStream) {
     let mut buf = vec![0u8; 8192];
