@@ -93,20 +93,23 @@ impl OpTable {
     }
 
     /// The future of `key` is gone; `abandoned` owns its memory until the CQE. Returns what to
-    /// run after the borrow, and whether the kernel still has the operation.
+    /// run after the borrow, and whether a cancel could still stop the operation: the kernel
+    /// has it, and it is not a zero-copy send whose result came, which only waits for its
+    /// notification (kept until then either way).
     pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> (Deferred, bool) {
         let Some(Entry {
             slot: Slot::Here(life),
-            ..
+            sent,
         }) = self.ops.get_mut(key)
         else {
             unreachable!("an operation was dropped through the table after it left it")
         };
         let (deferred, in_flight) = life.abandon(abandoned);
+        let cancellable = in_flight && sent.is_none();
         if !in_flight {
             self.ops.remove(key);
         }
-        (deferred, in_flight)
+        (deferred, cancellable)
     }
 
     /// The future of `key` is now polled on another thread: its result goes to `cell`.

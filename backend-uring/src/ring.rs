@@ -283,8 +283,8 @@ impl Ring {
 
     /// The future of the operation `key` is gone; `abandoned` keeps its memory.
     pub(crate) fn abandon(&self, key: usize, abandoned: Abandoned) {
-        let (deferred, in_flight) = self.ops.borrow_mut().abandon(key, abandoned);
-        if in_flight {
+        let (deferred, cancellable) = self.ops.borrow_mut().abandon(key, abandoned);
+        if cancellable {
             self.push_cancel(UserData::Op(key).encode());
         }
         deferred.run();
