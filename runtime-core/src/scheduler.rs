@@ -101,9 +101,10 @@ impl Shared {
 
 struct Slot {
     generation: u32,
-    /// `None` while the task is being polled.
-    task: Option<Pin<Box<dyn RawTask>>>,
-    waker: Waker,
+    /// The task and its waker (`flag` as a `Waker`); `None` while the task is being polled. The
+    /// waker moves out with the task for its poll rather than being cloned, which would touch
+    /// `flag`'s reference count twice per poll.
+    task: Option<(Pin<Box<dyn RawTask>>, Waker)>,
     flag: Arc<TaskWaker>,
 }
 
@@ -282,8 +283,7 @@ impl Local {
         let task: Pin<Box<dyn RawTask>> = Box::pin(TaskCell::new(future, join));
         entry.insert(Slot {
             generation,
-            task: Some(task),
-            waker,
+            task: Some((task, waker)),
             flag: flag.clone(),
         });
         drop(tasks);
@@ -304,7 +304,7 @@ impl Local {
             }
             let Some(task) = slot.task.take() else { return };
             slot.flag.scheduled.store(false, Ordering::Release);
-            (task, slot.waker.clone())
+            task
         };
         let done = crate::coop::budgeted(|| {
             task.as_mut()
@@ -315,7 +315,7 @@ impl Local {
         if done {
             tasks.remove(key);
         } else if let Some(slot) = tasks.get_mut(key) {
-            slot.task = Some(task);
+            slot.task = Some((task, waker));
         }
     }
 
@@ -378,7 +378,7 @@ impl Local {
                 break;
             }
             for slot in tasks {
-                if let Some(mut task) = slot.task {
+                if let Some((mut task, _)) = slot.task {
                     task.as_mut().cancel();
                 }
             }
