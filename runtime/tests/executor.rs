@@ -182,9 +182,48 @@ async fn abort_cancels_a_task_and_drops_its_future() {
     });
     runtime::yield_now().await;
     handle.abort();
-    let err = handle.await.expect_err("aborted");
+    let err = timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("abort seen")
+        .expect_err("aborted");
     assert!(err.is_cancelled());
     assert!(*dropped.borrow());
+}
+
+/// An abort that finds its task already queued (spawned, or woken, and not yet polled) queues
+/// nothing more: the poll it is queued for must still see the abort, and never run the body.
+#[runtime::test]
+async fn abort_of_a_queued_task_is_seen_at_its_next_poll() {
+    let ran = Rc::new(RefCell::new(0));
+    let spawned = runtime::spawn({
+        let ran = ran.clone();
+        async move { *ran.borrow_mut() += 1 }
+    });
+    spawned.abort();
+    let err = timeout(Duration::from_secs(10), spawned)
+        .await
+        .expect("abort seen")
+        .expect_err("aborted");
+    assert!(err.is_cancelled());
+
+    // Woken (by a timer that fires at once) and aborted before the poll the wake queued.
+    let woken = runtime::spawn({
+        let ran = ran.clone();
+        async move {
+            sleep(Duration::ZERO).await;
+            runtime::yield_now().await;
+            *ran.borrow_mut() += 1;
+            std::future::pending::<()>().await
+        }
+    });
+    runtime::yield_now().await;
+    woken.abort();
+    let err = timeout(Duration::from_secs(10), woken)
+        .await
+        .expect("abort seen")
+        .expect_err("aborted");
+    assert!(err.is_cancelled());
+    assert_eq!(*ran.borrow(), 0, "an aborted task ran on");
 }
 
 #[runtime::test]
