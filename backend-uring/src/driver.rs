@@ -95,7 +95,7 @@ impl RingDriver {
             config.wake,
         ));
         let zero_copy = match config.zero_copy_send {
-            true if setup::supports(&built.ring, opcode::SendZc::CODE) => {
+            true if built.opcodes.is_supported(opcode::SendZc::CODE) => {
                 description += &format!("; zero-copy sends from {ZERO_COPY_FROM} bytes");
                 let flags = match setup::send_zc_reports_usage(&mut built.ring) {
                     true => SEND_ZC_REPORT_USAGE,

@@ -9,10 +9,11 @@ use std::os::fd::BorrowedFd;
 use io_uring::types::RecvMsgOut;
 use io_uring::{opcode, squeue, types};
 use runtime_core::OpKind;
-use socket2::{Domain, SockRef, Type};
+use socket2::Type;
 
 use crate::multishot::MAX_QUEUED;
 use crate::provided::{BufferRings, DATAGRAM, STREAM};
+use crate::socket_kind::is_inet;
 
 /// The header a datagram multishot receive is armed with: room for any address, no control
 /// data. Only its lengths are set.
@@ -77,10 +78,7 @@ impl Framing {
         }
         // SAFETY: `fd` is the open fd of the source whose read this is, for this call.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let socket = SockRef::from(&fd);
-        let udp = matches!(socket.domain(), Ok(d) if d == Domain::IPV4 || d == Domain::IPV6)
-            && matches!(socket.r#type(), Ok(t) if t == Type::DGRAM);
-        if !(udp && datagram_buffers) {
+        if !(datagram_buffers && is_inet(fd, Type::DGRAM, None)) {
             return Framing::OneShot;
         }
         // SAFETY: all-zero is a valid msghdr.

@@ -20,6 +20,7 @@ mod ring;
 mod salvage;
 mod setup;
 mod shared;
+mod socket_kind;
 mod source;
 mod sqe;
 mod user_data;

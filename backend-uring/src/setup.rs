@@ -93,6 +93,8 @@ pub(crate) struct BuiltRing {
     pub(crate) description: String,
     /// Whether the kernel flags pending deferred work in the SQ ring (`TASKRUN_FLAG`).
     pub(crate) taskrun_flag: bool,
+    /// The opcodes the kernel has (probed once, at setup).
+    pub(crate) opcodes: Probe,
 }
 
 /// Sets up a ring with `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`, or, on kernels that refuse
@@ -106,18 +108,18 @@ pub(crate) fn build(config: &RingConfig) -> io::Result<BuiltRing> {
             .setup_sqpoll(idle_ms)
             .build(entries)
             .map_err(refused)?;
-        check_features(&ring)?;
+        let opcodes = check_features(&ring)?;
         return Ok(BuiltRing {
             ring,
             description: format!("ring with SQPOLL (idle {idle_ms} ms)"),
             taskrun_flag: false,
+            opcodes,
         });
     }
     let built = build_with(entries, &ATTEMPTS, config.no_sqarray)?;
-    check_features(&built.ring)?;
     if config.wake == RingWake::MsgRing {
-        check_opcodes(
-            &built.ring,
+        require(
+            &built.opcodes,
             &[(io_uring::opcode::MsgRingData::CODE, "MSG_RING")],
         )?;
     }
@@ -180,10 +182,12 @@ fn build_with(entries: u32, attempts: &[Attempt], no_sqarray: bool) -> io::Resul
                 if !refusals.is_empty() {
                     description += &format!(" (kernel refused {})", refusals.join(", "));
                 }
+                let opcodes = check_features(&ring)?;
                 return Ok(BuiltRing {
                     ring,
                     description,
                     taskrun_flag: attempt.taskrun_flag,
+                    opcodes,
                 });
             }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -198,23 +202,33 @@ fn build_with(entries: u32, attempts: &[Attempt], no_sqarray: bool) -> io::Resul
     )))
 }
 
-fn check_features(ring: &IoUring) -> io::Result<()> {
+/// Fails unless the kernel has what every ring needs; returns the opcodes it has.
+fn check_features(ring: &IoUring) -> io::Result<Probe> {
     if !ring.params().is_feature_ext_arg() {
         return Err(unsupported(
             "kernel lacks IORING_FEAT_EXT_ARG (timed waits need Linux 5.11 or later)",
         ));
     }
-    check_opcodes(ring, REQUIRED_OPCODES)
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
+    require(&probe, REQUIRED_OPCODES)?;
+    Ok(probe)
 }
 
-/// The running kernel's release as (major, minor, patch); zeros where it cannot be read.
+/// The running kernel's release as (major, minor, patch); zeros where it cannot be read. Read
+/// once per process.
 pub(crate) fn kernel_version() -> (u32, u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse().unwrap_or(0));
-    let mut next = || parts.next().unwrap_or(0);
-    (next(), next(), next())
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        (next(), next(), next())
+    })
 }
 
 /// Whether `ring`'s kernel takes `IORING_SEND_ZC_REPORT_USAGE` (6.2+, and some 6.1 stable
@@ -249,18 +263,8 @@ pub(crate) fn send_zc_reports_usage(ring: &mut IoUring) -> bool {
     matches!(result, Some(r) if r != -libc::EINVAL)
 }
 
-/// Whether `ring`'s kernel has the opcode `code` (`false` if it cannot be probed).
-pub(crate) fn supports(ring: &IoUring, code: u8) -> bool {
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(code)
-}
-
-/// Fails, naming them, if the kernel lacks any of `opcodes`.
-fn check_opcodes(ring: &IoUring, opcodes: &[(u8, &str)]) -> io::Result<()> {
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| unsupported(&format!("cannot probe io_uring opcodes: {e}")))?;
+/// Fails, naming them, if `probe` lacks any of `opcodes`.
+fn require(probe: &Probe, opcodes: &[(u8, &str)]) -> io::Result<()> {
     let missing: Vec<&str> = opcodes
         .iter()
         .filter(|(code, _)| !probe.is_supported(*code))
@@ -352,7 +356,9 @@ mod tests {
         let Ok(mut ring) = IoUring::new(8) else {
             return eprintln!("skipped: io_uring unavailable");
         };
-        if !supports(&ring, opcode::SendZc::CODE) {
+        let mut probe = Probe::new();
+        let probed = ring.submitter().register_probe(&mut probe).is_ok();
+        if !probed || !probe.is_supported(opcode::SendZc::CODE) {
             return eprintln!("skipped: no SEND_ZC");
         }
         let reports = send_zc_reports_usage(&mut ring);

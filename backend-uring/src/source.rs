@@ -16,6 +16,7 @@ use crate::ring::{with_current, Ring};
 use crate::salvage::{is_read, Abandoned, Salvage};
 use crate::setup::RingWake;
 use crate::shared::RingShared;
+use crate::socket_kind::is_inet;
 use crate::sqe;
 
 /// An fd whose operations go through the ring of the reactor that registered it.
@@ -98,10 +99,7 @@ impl RingSource {
         *self.zero_copy.get_or_init(|| {
             // SAFETY: the fd is this source's, open while `self` is borrowed.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
-            let socket = socket2::SockRef::from(&fd);
-            let inet = matches!(socket.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6);
-            inet && matches!(socket.r#type(), Ok(t) if t == socket2::Type::STREAM)
-                && matches!(socket.protocol(), Ok(Some(p)) if p == socket2::Protocol::TCP)
+            is_inet(fd, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
         })
     }
 
