@@ -178,11 +178,12 @@ impl RingSource {
 
     /// A read of `kind` (a stream read, or a datagram's message receive) through the multishot
     /// receive: what it got, `Pending` while it may still deliver (arming it first if needed,
-    /// on the owning reactor), or which one-shot receive to make instead.
+    /// on the owning reactor), or which one-shot receive to make instead. `lent`: the read's
+    /// memory is lent for this call only (`poll_lent`).
     ///
     /// # Safety
     /// `kind`'s pointers must be valid for its access for this call.
-    unsafe fn read_received(&self, kind: &OpKind, cx: &mut Context<'_>) -> Received {
+    unsafe fn read_received(&self, kind: &OpKind, cx: &mut Context<'_>, lent: bool) -> Received {
         if !is_read(kind) {
             return Received::NotARead;
         }
@@ -192,7 +193,9 @@ impl RingSource {
         let on_owner = self.owner_is_current();
         let busy = self.owner.load.busy();
         // SAFETY: the caller's promise.
-        match unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner, busy) } {
+        let step =
+            unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner, busy, lent) };
+        match step {
             Ok(poll) => Received::Answered(poll),
             Err(Step::Arm(entry)) => {
                 self.on_owner(|ring| ring.push_multishot(entry));
@@ -276,7 +279,7 @@ unsafe impl Source for RingSource {
                     return kept;
                 }
                 // SAFETY: as above.
-                match unsafe { self.read_received(code.kind(), cx) } {
+                match unsafe { self.read_received(code.kind(), cx, false) } {
                     Received::Answered(done) => return done,
                     Received::OneShot => self.count(|m| &m.one_shot_receives),
                     Received::Late => self.count(|m| &m.late_receives),
@@ -337,7 +340,7 @@ unsafe impl Source for RingSource {
                         Some(kept)
                     }
                     // Anything else goes to the kernel as the caller's own operation.
-                    None => match self.read_received(kind, cx) {
+                    None => match self.read_received(kind, cx, true) {
                         Received::Answered(poll) => Some(poll),
                         _ => None,
                     },

@@ -195,7 +195,15 @@ pub fn ablation() -> Vec<Workload> {
     let mut stream_16k = echo(16 * 1024, 4, Mode::Closed { depth: 4 });
     stream_16k.name = "streaming 16 KiB over 4 conns, 4 in flight each".into();
     stream_16k.servers = vec![on, zero_copy];
-    let mut all = vec![fixed, closed, many, pipelined, stream, stream_16k];
+    // Late receives where reads go through the poll-based adapter (hyper) and through owned
+    // reads of a request parser (the native HTTP example), with enough connections to be busy.
+    let mut http = http(256, 1);
+    http.servers = vec![on, receive, late];
+    let mut hyper = hyper(256, Mode::Closed { depth: 1 });
+    hyper.servers = vec![on, receive, late];
+    let mut all = vec![
+        fixed, closed, many, pipelined, stream, stream_16k, http, hyper,
+    ];
     for w in &mut all {
         w.name = format!("{}{}", crate::report::ablation::PREFIX, w.name);
         w.reference = on;

@@ -41,7 +41,8 @@ pub const FAST_PATHS: [FastPath; 8] = [
         on_by_default: true,
         what: "with multishot receive, while the reactor is busy (32 completions in a reap), \
                reads as one-shot receives at the end of the turn, which find their data there \
-               and skip the poll wakeup and task work a multishot arrival costs",
+               and skip the poll wakeup and task work a multishot arrival costs; not for \
+               sockets read through the poll-based adapter (hyper's)",
     },
     FastPath {
         name: "receive-bundle",
