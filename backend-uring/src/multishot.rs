@@ -552,6 +552,25 @@ mod tests {
         rings.unregister(&ring);
     }
 
+    /// The receive at `addr` (armed, not finished) delivers 5 bytes into buffer 2 under `load`:
+    /// it is not cancelled (`who` says whose it is), and a read gets the bytes.
+    fn delivers_and_stays_armed(
+        queue: &Arc<RecvQueue>,
+        fd: i32,
+        addr: usize,
+        load: &Load,
+        who: &str,
+    ) {
+        // SAFETY: the caller's promise on `addr`.
+        let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
+        assert!(done.cancel.is_none(), "{who}: the receive was cancelled");
+        let got = read(queue, fd, &mut [0u8; 16], load.busy());
+        assert!(
+            matches!(got, Ok(Poll::Ready(Ok(5)))),
+            "{who}: the bytes not read"
+        );
+    }
+
     /// While the reactor is busy, a read that would arm a receive receives late instead, and
     /// an armed receive that delivers is cancelled, its bytes read first, and no read goes
     /// late until its final CQE; once the reactor is quiet a read arms again.
@@ -568,15 +587,7 @@ mod tests {
             load.reaped(BUSY_FROM - 1);
             let addr = arm(queue, fd, &mut buf, load.busy());
 
-            // SAFETY: the receive armed last, not finished before (so for each `complete`
-            // below).
-            let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
-            assert!(
-                done.cancel.is_none(),
-                "a quiet reactor cancelled its receive"
-            );
-            let got = read(queue, fd, &mut buf, load.busy());
-            assert!(matches!(got, Ok(Poll::Ready(Ok(5)))));
+            delivers_and_stays_armed(queue, fd, addr, &load, "a quiet reactor");
 
             load.reaped(BUSY_FROM);
             // SAFETY: as above.
@@ -622,15 +633,7 @@ mod tests {
             let mut buf = [0u8; 16];
             load.reaped(BUSY_FROM);
             let addr = armed(read_as(queue, fd, &mut buf, load.busy(), true));
-            // SAFETY: the receive just armed, not finished before (so for each `complete`
-            // below).
-            let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
-            assert!(
-                done.cancel.is_none(),
-                "a lent socket's receive was cancelled for load"
-            );
-            let got = read(queue, fd, &mut buf, load.busy());
-            assert!(matches!(got, Ok(Poll::Ready(Ok(5)))));
+            delivers_and_stays_armed(queue, fd, addr, &load, "a lent socket");
             let got = read(queue, fd, &mut buf, load.busy());
             assert!(
                 matches!(got, Ok(Poll::Pending)),
@@ -657,13 +660,8 @@ mod tests {
             let mut buf = [0u8; 16];
             load.reaped(BUSY_FROM);
             let addr = arm(queue, fd, &mut buf, load.busy());
-            // SAFETY: the receive just armed, not finished before (so for each `complete`
-            // below).
-            let done = unsafe { complete(addr, 5, filled(2), load.busy()) };
-            assert!(done.cancel.is_none(), "cancelled with late receives off");
-            let got = read(queue, fd, &mut buf, load.busy());
-            assert!(matches!(got, Ok(Poll::Ready(Ok(5)))));
-            // SAFETY: as above.
+            delivers_and_stays_armed(queue, fd, addr, &load, "late receives off");
+            // SAFETY: the receive armed above, not finished before.
             assert!(unsafe { complete(addr, -libc::ECANCELED, 0, load.busy()) }.finished);
         });
     }
