@@ -200,7 +200,7 @@ impl Builder {
     /// ring's provided buffers (the default, where the kernel has them: 5.19 and later) or are
     /// each a one-shot receive into the caller's buffer (`false`).
     pub fn multishot_receive(mut self, on: bool) -> Self {
-        self.off.multishot_receive = !on;
+        self.off.set("multishot-receive", !on);
         self
     }
 
@@ -208,14 +208,14 @@ impl Builder {
     /// (the default, where the kernel takes it: 5.18 and later), sparing the kernel an fd
     /// lookup per `io_uring_enter`, or by its fd.
     pub fn registered_ring_fd(mut self, on: bool) -> Self {
-        self.off.registered_ring_fd = !on;
+        self.off.set("registered-ring-fd", !on);
         self
     }
 
     /// io_uring: whether the ring is set up without the SQ index array (`NO_SQARRAY`, the
     /// default where the kernel takes it: 6.6 and later).
     pub fn no_sqarray(mut self, on: bool) -> Self {
-        self.off.no_sqarray = !on;
+        self.off.set("no-sqarray", !on);
         self
     }
 
@@ -249,7 +249,7 @@ impl Builder {
     /// default); off, the driver's nap is used, as on kernels before 6.12.
     #[doc(hidden)]
     pub fn kernel_min_wait(mut self, on: bool) -> Self {
-        self.off.min_wait = !on;
+        self.off.set("min-wait", !on);
         self
     }
 

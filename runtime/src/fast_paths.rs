@@ -80,58 +80,41 @@ pub const FAST_PATHS: [FastPath; 8] = [
     },
 ];
 
-/// Which fast paths are switched off.
+/// Which fast paths are switched off: bit `i` for `FAST_PATHS[i]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SwitchedOff {
-    pub(crate) multishot_receive: bool,
-    pub(crate) late_receive: bool,
-    pub(crate) receive_bundle: bool,
-    pub(crate) incremental_buffers: bool,
-    pub(crate) zero_copy_send: bool,
-    pub(crate) min_wait: bool,
-    pub(crate) registered_ring_fd: bool,
-    pub(crate) no_sqarray: bool,
+pub(crate) struct SwitchedOff(u32);
+
+/// `FAST_PATHS`' index of the path `name`.
+fn index(name: &str) -> Option<usize> {
+    FAST_PATHS.iter().position(|p| p.name == name)
 }
 
 impl Default for SwitchedOff {
     /// Each path as [`FAST_PATHS`] says it is by default.
     fn default() -> Self {
-        let mut off = SwitchedOff {
-            multishot_receive: false,
-            late_receive: false,
-            receive_bundle: false,
-            incremental_buffers: false,
-            zero_copy_send: false,
-            min_wait: false,
-            registered_ring_fd: false,
-            no_sqarray: false,
-        };
-        for path in FAST_PATHS {
-            *off.flag(path.name).expect("every listed path has a switch") = !path.on_by_default;
-        }
-        off
+        let bits = FAST_PATHS
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.on_by_default)
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        SwitchedOff(bits)
     }
 }
 
 impl SwitchedOff {
-    fn flag(&mut self, name: &str) -> Option<&mut bool> {
-        Some(match name {
-            "multishot-receive" => &mut self.multishot_receive,
-            "late-receive" => &mut self.late_receive,
-            "receive-bundle" => &mut self.receive_bundle,
-            "incremental-buffers" => &mut self.incremental_buffers,
-            "zero-copy-send" => &mut self.zero_copy_send,
-            "min-wait" => &mut self.min_wait,
-            "registered-ring-fd" => &mut self.registered_ring_fd,
-            "no-sqarray" => &mut self.no_sqarray,
-            _ => return None,
-        })
+    /// Whether the path `name` is on (not switched off).
+    ///
+    /// # Panics
+    /// If no path is named `name` (a name written in this crate, which its tests read).
+    pub(crate) fn on(&self, name: &str) -> bool {
+        let i = index(name).unwrap_or_else(|| panic!("no fast path named {name:?}"));
+        self.0 & 1 << i == 0
     }
 
     /// Switches the path `name` off (`off`) or on; an unknown name is an `InvalidInput` error
     /// that lists the known ones.
     pub(crate) fn switch(&mut self, name: &str, off: bool) -> io::Result<()> {
-        let flag = self.flag(name).ok_or_else(|| {
+        let i = index(name).ok_or_else(|| {
             let known: Vec<&str> = FAST_PATHS.iter().map(|p| p.name).collect();
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -141,8 +124,16 @@ impl SwitchedOff {
                 ),
             )
         })?;
-        *flag = off;
+        match off {
+            true => self.0 |= 1 << i,
+            false => self.0 &= !(1 << i),
+        }
         Ok(())
+    }
+
+    /// [`SwitchedOff::switch`] for a name written in this crate.
+    pub(crate) fn set(&mut self, name: &str, off: bool) {
+        self.switch(name, off).expect("a listed fast path");
     }
 
     /// These, and every path [`URING_OFF_ENV`] names.
@@ -166,17 +157,32 @@ mod tests {
     fn every_listed_path_has_a_switch() {
         for path in FAST_PATHS {
             let mut off = SwitchedOff::default();
-            let flag = off.flag(path.name).expect(path.name);
-            assert_eq!(*flag, !path.on_by_default, "{}'s default", path.name);
-            *flag = !*flag;
-            assert_ne!(
-                off,
-                SwitchedOff::default(),
-                "{} switches nothing",
+            assert_eq!(
+                off.on(path.name),
+                path.on_by_default,
+                "{}'s default",
                 path.name
             );
+            off.set(path.name, path.on_by_default);
+            assert_eq!(
+                off.on(path.name),
+                !path.on_by_default,
+                "{} stuck",
+                path.name
+            );
+            let others = FAST_PATHS.iter().filter(|p| p.name != path.name);
+            for other in others {
+                let default = SwitchedOff::default().on(other.name);
+                assert_eq!(
+                    off.on(other.name),
+                    default,
+                    "{} moved {}",
+                    path.name,
+                    other.name
+                );
+            }
         }
-        assert!(SwitchedOff::default().flag("fast").is_none());
+        assert!(FAST_PATHS.len() <= 32, "one bit each");
         let err = SwitchedOff::default().switch("fast", true).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("no-sqarray"), "{err}");

@@ -49,18 +49,21 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
     let config = backend_uring::RingConfig {
         wake: options.wake.ring_wake(),
         entries: options.ring_entries,
-        multishot_receive: !options.off.multishot_receive,
-        late_receive: !options.off.late_receive,
-        stream_buffers: match (options.off.incremental_buffers, options.off.receive_bundle) {
-            (false, _) => backend_uring::StreamBuffers::Incremental,
-            (true, false) => backend_uring::StreamBuffers::Bundles,
-            (true, true) => backend_uring::StreamBuffers::Plain,
+        multishot_receive: options.off.on("multishot-receive"),
+        late_receive: options.off.on("late-receive"),
+        stream_buffers: match (
+            options.off.on("incremental-buffers"),
+            options.off.on("receive-bundle"),
+        ) {
+            (true, _) => backend_uring::StreamBuffers::Incremental,
+            (false, true) => backend_uring::StreamBuffers::Bundles,
+            (false, false) => backend_uring::StreamBuffers::Plain,
         },
-        zero_copy_send: !options.off.zero_copy_send,
+        zero_copy_send: options.off.on("zero-copy-send"),
         latency_budget: options.latency_budget,
-        kernel_min_wait: !options.off.min_wait,
-        registered_ring_fd: !options.off.registered_ring_fd,
-        no_sqarray: !options.off.no_sqarray,
+        kernel_min_wait: options.off.on("min-wait"),
+        registered_ring_fd: options.off.on("registered-ring-fd"),
+        no_sqarray: options.off.on("no-sqarray"),
     };
     backend_uring::RingDriver::new(&config)
 }
