@@ -263,69 +263,32 @@ async fn unix_streams_through_tokio_io() {
     writer.await.expect("writer");
 }
 
-/// 64 connections at once, 20 rounds of uneven echoes each, on one reactor: through the
-/// adapter on both sides (`lent`) or by owned reads and writes. Returns the backend's reason
-/// and the reads that received late.
-fn echoes_at_once(lent: bool) -> (String, u64) {
-    const CONNECTIONS: usize = 64;
-    const ROUNDS: usize = 20;
-    let builder = runtime::Builder::new().backend(runtime::Backend::Uring);
-    builder.reactors(1).pool_threads(1).block_on(async move {
-        timeout(Duration::from_secs(30), async move {
-            let before = common::totals();
-            let mut tasks = Vec::new();
-            for c in 0..CONNECTIONS {
-                let (client, server) = pair().await;
-                if lent {
-                    tasks.push(runtime::spawn(async move {
-                        let mut io = AsyncIo::new(server);
-                        let mut buf = vec![0u8; 8192];
-                        loop {
-                            match io.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => io.write_all(&buf[..n]).await.expect("echo"),
-                            }
-                        }
-                    }));
-                } else {
-                    tasks.push(runtime::spawn(common::echo(server)));
-                }
-                tasks.push(runtime::spawn(async move {
-                    let mut io = AsyncIo::new(client);
-                    for round in 0..ROUNDS {
-                        let from = (c * ROUNDS + round) * 37;
-                        let message = pattern(from, 1 + from % 300);
-                        let got = match lent {
-                            true => {
-                                io.write_all(&message).await.expect("write");
-                                let mut got = vec![0u8; message.len()];
-                                io.read_exact(&mut got).await.expect("read");
-                                got
-                            }
-                            false => {
-                                let stream = io.get_ref();
-                                let who = format!("connection {c}");
-                                common::write_and_read_back(stream, message.clone(), 512, &who)
-                                    .await
-                                    .1
-                            }
-                        };
-                        assert!(got == message, "connection {c}, round {round}");
-                    }
-                }));
-            }
-            for task in tasks {
-                task.await.expect("task");
-            }
-            let reason = runtime::running_backend()
-                .expect("backend")
-                .reason()
-                .to_string();
-            (reason, common::totals().since(&before).late_receives)
-        })
-        .await
-        .expect("within 30 s")
-    })
+/// [`common::echoes_at_once`]'s server side through the adapter.
+async fn echo_through_the_adapter(server: runtime::net::TcpStream) {
+    let mut io = AsyncIo::new(server);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => io.write_all(&buf[..n]).await.expect("echo"),
+        }
+    }
+}
+
+/// [`common::echoes_at_once`]'s client side through the adapter.
+async fn round_trips_through_the_adapter(
+    client: runtime::net::TcpStream,
+    messages: Vec<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    let mut io = AsyncIo::new(client);
+    let mut replies = Vec::new();
+    for message in messages {
+        io.write_all(&message).await.expect("write");
+        let mut got = vec![0u8; message.len()];
+        io.read_exact(&mut got).await.expect("read");
+        replies.push(got);
+    }
+    replies
 }
 
 /// io_uring: a socket read through the adapter (hyper's reads) never receives late, even on a
@@ -336,14 +299,23 @@ fn reads_through_the_adapter_never_receive_late() {
     if !common::backends().contains(&runtime::Backend::Uring) {
         return;
     }
-    let (reason, owned) = echoes_at_once(false);
+    let uring = || runtime::Builder::new().backend(runtime::Backend::Uring);
+    let (reason, owned) = common::echoes_at_once(uring(), common::echo, common::owned_round_trips);
     if !reason.contains("late receives under load") {
         return eprintln!("skipped: no late receives here: {reason}");
     }
+    let owned = owned.late_receives;
     assert!(
         owned > 0,
         "the load was not busy enough to test: {owned} late"
     );
-    let (_, lent) = echoes_at_once(true);
-    assert_eq!(lent, 0, "reads through the adapter received late");
+    let (_, lent) = common::echoes_at_once(
+        uring(),
+        echo_through_the_adapter,
+        round_trips_through_the_adapter,
+    );
+    assert_eq!(
+        lent.late_receives, 0,
+        "reads through the adapter received late"
+    );
 }

@@ -109,32 +109,6 @@ fn a_ended_runtime_gives_its_registered_ring_fd_back() {
     }
 }
 
-/// Byte `i` of the test streams: a pattern that no shift or swap of buffers leaves unchanged.
-fn pattern(stream: usize, i: usize) -> u8 {
-    (i.wrapping_mul(31) ^ (i >> 9) ^ stream.wrapping_mul(97)) as u8
-}
-
-/// Runs `work` on one reactor of `builder`, within 30 s; returns the reason and what the
-/// reactor counted meanwhile.
-fn counted<F: std::future::Future<Output = ()>>(
-    builder: Builder,
-    work: impl FnOnce() -> F,
-) -> (String, MetricsSnapshot) {
-    builder.reactors(1).pool_threads(1).block_on(async {
-        runtime::time::timeout(Duration::from_secs(30), async {
-            let before = common::totals();
-            work().await;
-            let reason = runtime::running_backend()
-                .expect("backend")
-                .reason()
-                .to_string();
-            (reason, common::totals().since(&before))
-        })
-        .await
-        .expect("within 30 s")
-    })
-}
-
 /// Four connections stream 2 MiB each in 256 KiB writes at once, and their readers read in
 /// uneven sizes, so buffers are given back out of order and each socket holds several when its
 /// receive runs: every byte arrives, in order. Each writer scribbles over its buffer as soon as
@@ -142,12 +116,12 @@ fn counted<F: std::future::Future<Output = ()>>(
 fn stream_concurrently(builder: Builder) -> (String, MetricsSnapshot) {
     const STREAMS: usize = 4;
     const BYTES: usize = 2 << 20;
-    counted(builder, || async {
+    common::counted(builder, || async {
         let mut tasks = Vec::new();
         for stream in 0..STREAMS {
             let (client, server) = common::pair().await;
             tasks.push(runtime::spawn(async move {
-                let data: Vec<u8> = (0..BYTES).map(|i| pattern(stream, i)).collect();
+                let data: Vec<u8> = (0..BYTES).map(|i| common::stream_byte(stream, i)).collect();
                 for chunk in data.chunks(256 << 10) {
                     let BufResult(res, mut buf) = client.write_all(chunk.to_vec()).await;
                     res.expect("write");
@@ -177,7 +151,7 @@ async fn read_and_check(s: TcpStream, stream: usize, len: usize) {
         for (k, &byte) in b[..n].iter().enumerate() {
             assert_eq!(
                 byte,
-                pattern(stream, at + k),
+                common::stream_byte(stream, at + k),
                 "stream {stream}, byte {}",
                 at + k
             );
@@ -224,7 +198,7 @@ fn ping_pong(builder: Builder) {
             let (client, server) = common::pair().await;
             let echo = runtime::spawn(common::echo(server));
             for i in 0..500usize {
-                let message: Vec<u8> = (0..1 + i % 97).map(|k| pattern(i, k)).collect();
+                let message: Vec<u8> = (0..1 + i % 97).map(|k| common::stream_byte(i, k)).collect();
                 let (message, got) =
                     common::write_and_read_back(&client, message, 256, "the echo").await;
                 assert_eq!(got, message, "reply {i}");
@@ -276,7 +250,7 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
             let rcvbuf = socket2::SockRef::from(&server).set_recv_buffer_size(4096);
             rcvbuf.expect("SO_RCVBUF");
             let before = common::totals();
-            let chunk: Vec<u8> = (0..CHUNK).map(|i| pattern(0, i)).collect();
+            let chunk: Vec<u8> = (0..CHUNK).map(|i| common::stream_byte(0, i)).collect();
             let mut write = Box::pin(client.write_all(chunk));
             for _ in 0..3 {
                 let polled = common::poll_once(write.as_mut()).await;
@@ -303,7 +277,7 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
                     break;
                 }
                 for (k, &byte) in b[..n].iter().enumerate() {
-                    assert_eq!(byte, pattern(0, at + k), "byte {}", at + k);
+                    assert_eq!(byte, common::stream_byte(0, at + k), "byte {}", at + k);
                 }
                 at += n;
             }
@@ -320,31 +294,9 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
     });
 }
 
-/// 64 connections echo 20 rounds of messages of uneven sizes at once, each reply checked
-/// whole: a turn that reaps all their sends is a busy one.
+/// [`common::echoes_at_once`] by owned reads and writes.
 fn echoes_at_once(builder: Builder) -> (String, MetricsSnapshot) {
-    const CONNECTIONS: usize = 64;
-    const ROUNDS: usize = 20;
-    counted(builder, || async {
-        let mut tasks = Vec::new();
-        for c in 0..CONNECTIONS {
-            let (client, server) = common::pair().await;
-            tasks.push(runtime::spawn(common::echo(server)));
-            tasks.push(runtime::spawn(async move {
-                for round in 0..ROUNDS {
-                    let id = c * ROUNDS + round;
-                    let message: Vec<u8> = (0..1 + id * 37 % 300).map(|k| pattern(id, k)).collect();
-                    let who = format!("connection {c}");
-                    let (message, got) =
-                        common::write_and_read_back(&client, message, 512, &who).await;
-                    assert_eq!(got, message, "connection {c}, round {round}");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.expect("task");
-        }
-    })
+    common::echoes_at_once(builder, common::echo, common::owned_round_trips)
 }
 
 /// Late receives (on by default): under the load of many connections at once, reads become

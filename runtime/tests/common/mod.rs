@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use runtime::net::{TcpListener, TcpStream};
-use runtime::BufResult;
+use runtime::{BufResult, Builder, MetricsSnapshot};
 
 /// `n` divided by `STRESS_SCALE` (at least 1): CI runs the stress suites under valgrind with a
 /// larger divisor.
@@ -266,4 +266,87 @@ pub fn assert_backend(expected: runtime::Backend) {
         expected,
         "this test asked for {expected} and runs on {info} (is RUNTIME_BACKEND set?)"
     );
+}
+
+/// Byte `i` of test stream `stream`: a pattern that no shift or swap of buffers leaves
+/// unchanged.
+pub fn stream_byte(stream: usize, i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 9) ^ stream.wrapping_mul(97)) as u8
+}
+
+/// Runs `work` on one reactor of `builder`, within 30 s; returns the reason and what the
+/// reactor counted meanwhile.
+pub fn counted<F: std::future::Future<Output = ()>>(
+    builder: Builder,
+    work: impl FnOnce() -> F,
+) -> (String, MetricsSnapshot) {
+    builder.reactors(1).pool_threads(1).block_on(async {
+        runtime::time::timeout(Duration::from_secs(30), async {
+            let before = totals();
+            work().await;
+            let reason = runtime::running_backend()
+                .expect("backend")
+                .reason()
+                .to_string();
+            (reason, totals().since(&before))
+        })
+        .await
+        .expect("within 30 s")
+    })
+}
+
+/// 64 connections echo 20 rounds of messages of uneven sizes at once on one reactor of
+/// `builder`, each reply checked whole: a turn that reaps all their sends is a busy one.
+/// `serve` echoes a connection's server side; `round_trips` sends each of its messages on the
+/// client side and returns the replies, in order. Returns the reason and the counters.
+pub fn echoes_at_once<S, C>(
+    builder: Builder,
+    serve: fn(TcpStream) -> S,
+    round_trips: fn(TcpStream, Vec<Vec<u8>>) -> C,
+) -> (String, MetricsSnapshot)
+where
+    S: std::future::Future<Output = ()> + 'static,
+    C: std::future::Future<Output = Vec<Vec<u8>>> + 'static,
+{
+    const CONNECTIONS: usize = 64;
+    const ROUNDS: usize = 20;
+    counted(builder, || async move {
+        let mut servers = Vec::new();
+        let mut clients = Vec::new();
+        for c in 0..CONNECTIONS {
+            let (client, server) = pair().await;
+            servers.push(runtime::spawn(serve(server)));
+            let messages: Vec<Vec<u8>> = (0..ROUNDS)
+                .map(|round| {
+                    let id = c * ROUNDS + round;
+                    (0..1 + id * 37 % 300).map(|k| stream_byte(id, k)).collect()
+                })
+                .collect();
+            let replies = runtime::spawn(round_trips(client, messages.clone()));
+            clients.push((c, messages, replies));
+        }
+        for (c, messages, replies) in clients {
+            let replies = replies.await.expect("client task");
+            for (round, (got, message)) in replies.iter().zip(&messages).enumerate() {
+                assert!(got == message, "connection {c}, round {round}");
+            }
+            assert_eq!(replies.len(), messages.len(), "connection {c}");
+        }
+        for server in servers {
+            server.await.expect("server task");
+        }
+    })
+}
+
+/// [`echoes_at_once`]'s client side by owned writes and reads.
+pub async fn owned_round_trips(stream: TcpStream, messages: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut replies = Vec::new();
+    for message in messages {
+        replies.push(
+            write_and_read_back(&stream, message, 512, "the client")
+                .await
+                .1,
+        );
+    }
+    replies
 }
