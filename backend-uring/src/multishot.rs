@@ -541,14 +541,17 @@ mod tests {
     }
 
     /// Runs `test` on the plain stream queue of a socket of its own, over a test ring's
-    /// buffers (unregistered after); skipped where the kernel has none.
-    fn on_a_plain_queue(test: impl FnOnce(&Arc<RecvQueue>, i32)) {
+    /// buffers (unregistered after), with the load of a reactor that just reaped enough to be
+    /// busy, and has late receives on or not; skipped where the kernel has no buffer rings.
+    fn on_a_busy_reactor(late_receive: bool, test: impl FnOnce(&Arc<RecvQueue>, i32, &Load)) {
         let Some((ring, rings)) = registered(StreamBuffers::Plain) else {
             return;
         };
         let rings = Arc::new(rings);
         let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("pair");
-        test(&RecvQueue::new(rings.clone()), socket.as_raw_fd());
+        let load = Load::new(late_receive);
+        load.reaped(BUSY_FROM);
+        test(&RecvQueue::new(rings.clone()), socket.as_raw_fd(), &load);
         rings.unregister(&ring);
     }
 
@@ -576,10 +579,8 @@ mod tests {
     /// late until its final CQE; once the reactor is quiet a read arms again.
     #[test]
     fn a_busy_reactor_receives_late_and_a_quiet_one_arms_again() {
-        on_a_plain_queue(|queue, fd| {
-            let load = Load::new(true);
+        on_a_busy_reactor(true, |queue, fd, load| {
             let mut buf = [0u8; 16];
-            load.reaped(BUSY_FROM);
             assert!(matches!(
                 read(queue, fd, &mut buf, load.busy()),
                 Err(Step::Late)
@@ -587,7 +588,7 @@ mod tests {
             load.reaped(BUSY_FROM - 1);
             let addr = arm(queue, fd, &mut buf, load.busy());
 
-            delivers_and_stays_armed(queue, fd, addr, &load, "a quiet reactor");
+            delivers_and_stays_armed(queue, fd, addr, load, "a quiet reactor");
 
             load.reaped(BUSY_FROM);
             // SAFETY: as above.
@@ -628,12 +629,10 @@ mod tests {
     /// the socket, lent or not, do not go late either.
     #[test]
     fn a_socket_read_lent_keeps_its_multishot_receive_under_load() {
-        on_a_plain_queue(|queue, fd| {
-            let load = Load::new(true);
+        on_a_busy_reactor(true, |queue, fd, load| {
             let mut buf = [0u8; 16];
-            load.reaped(BUSY_FROM);
             let addr = armed(read_as(queue, fd, &mut buf, load.busy(), true));
-            delivers_and_stays_armed(queue, fd, addr, &load, "a lent socket");
+            delivers_and_stays_armed(queue, fd, addr, load, "a lent socket");
             let got = read(queue, fd, &mut buf, load.busy());
             assert!(
                 matches!(got, Ok(Poll::Pending)),
@@ -655,12 +654,10 @@ mod tests {
     /// when it delivers.
     #[test]
     fn with_late_receives_off_load_changes_nothing() {
-        on_a_plain_queue(|queue, fd| {
-            let load = Load::new(false);
+        on_a_busy_reactor(false, |queue, fd, load| {
             let mut buf = [0u8; 16];
-            load.reaped(BUSY_FROM);
             let addr = arm(queue, fd, &mut buf, load.busy());
-            delivers_and_stays_armed(queue, fd, addr, &load, "late receives off");
+            delivers_and_stays_armed(queue, fd, addr, load, "late receives off");
             // SAFETY: the receive armed above, not finished before.
             assert!(unsafe { complete(addr, -libc::ECANCELED, 0, load.busy()) }.finished);
         });
