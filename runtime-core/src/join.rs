@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
@@ -92,20 +92,29 @@ enum Stage<T> {
     Taken,
 }
 
+/// A task that a handle's abort wakes, so that the abort is noticed promptly.
+pub(crate) trait Abortable: Send + Sync {
+    /// Queues the task to run (it reads the abort when it does).
+    fn wake_to_abort(self: Arc<Self>);
+}
+
+/// The task of a handle. Weak, because the task owns its output slot: a strong reference
+/// would make a cycle.
+pub(crate) type AbortTarget = Weak<dyn Abortable>;
+
 /// State shared by a task and its handle.
 pub(crate) struct JoinState<T> {
     stage: Mutex<Stage<T>>,
     aborted: AtomicBool,
-    /// Wakes the task, so that an abort is noticed promptly.
-    task_waker: Waker,
+    task: AbortTarget,
 }
 
 impl<T> JoinState<T> {
-    pub(crate) fn new(task_waker: Waker) -> Arc<Self> {
+    pub(crate) fn new(task: AbortTarget) -> Arc<Self> {
         Arc::new(JoinState {
             stage: Mutex::new(Stage::Running(None)),
             aborted: AtomicBool::new(false),
-            task_waker,
+            task,
         })
     }
 
@@ -136,7 +145,9 @@ impl<T> JoinHandle<T> {
     /// the handle then yields a cancelled [`JoinError`]. Does nothing if the task has finished.
     pub fn abort(&self) {
         self.state.aborted.store(true, Ordering::Release);
-        self.state.task_waker.wake_by_ref();
+        if let Some(task) = self.state.task.upgrade() {
+            task.wake_to_abort();
+        }
     }
 
     /// Whether the task has finished (its output may already have been taken).

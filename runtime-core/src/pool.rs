@@ -10,8 +10,8 @@ use std::task::{Context, Wake, Waker};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::join::{JoinError, JoinHandle, JoinState};
-use crate::task::{DeferredWaker, RawTask, TaskCell};
+use crate::join::{Abortable, JoinError, JoinHandle, JoinState};
+use crate::task::{RawTask, TaskCell};
 
 enum Job {
     Poll(Arc<PoolTask>),
@@ -114,6 +114,12 @@ impl Wake for PoolTask {
     }
 }
 
+impl Abortable for PoolTask {
+    fn wake_to_abort(self: Arc<Self>) {
+        self.wake();
+    }
+}
+
 impl Drop for PoolTask {
     fn drop(&mut self) {
         if let Some(mut task) = self.task.get_mut().take() {
@@ -128,33 +134,18 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let deferred = DeferredWaker::new();
-    let join = JoinState::new(Waker::from(deferred.clone()));
-    let task = Arc::new(PoolTask {
-        task: Mutex::new(Some(Box::pin(TaskCell::new(future, join.clone())))),
-        scheduled: AtomicBool::new(true),
-        pool: Arc::downgrade(pool),
-    });
-    // The handle's abort wakes the task through a weak reference: the task owns its output slot,
-    // so a strong one would make a cycle that keeps an unfinished task alive forever.
-    deferred.set(Waker::from(Arc::new(WeakTaskWaker(Arc::downgrade(&task)))));
-    pool.push(Job::Poll(task));
-    JoinHandle::new(join)
-}
-
-/// Wakes a pool task if it still exists.
-struct WeakTaskWaker(Weak<PoolTask>);
-
-impl Wake for WeakTaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(task) = self.0.upgrade() {
-            task.wake_by_ref();
+    let mut join = None;
+    let task = Arc::new_cyclic(|me: &Weak<PoolTask>| {
+        let state = JoinState::new(me.clone());
+        join = Some(JoinHandle::new(state.clone()));
+        PoolTask {
+            task: Mutex::new(Some(Box::pin(TaskCell::new(future, state)))),
+            scheduled: AtomicBool::new(true),
+            pool: Arc::downgrade(pool),
         }
-    }
+    });
+    pool.push(Job::Poll(task));
+    join.expect("`new_cyclic` ran the closure")
 }
 
 /// Runs `f` on `pool`; aborting the handle does not stop `f` once it started.
@@ -163,7 +154,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let join = JoinState::new(Waker::noop().clone());
+    let join = JoinState::new(Weak::<PoolTask>::new());
     let mut pending = Unfinished(Some(join.clone()));
     pool.push(Job::Run(Box::new(move || {
         let output = pending.0.take().expect("runs once");

@@ -1,25 +1,25 @@
 //! The local executor of one reactor: its tasks, run queues and loop.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use slab::Slab;
 
 use crate::driver::{Driver, Unpark};
-use crate::join::{JoinHandle, JoinState};
+use crate::join::JoinHandle;
 use crate::metrics::Metrics;
 use crate::notify::Notify;
 use crate::park::ParkState;
-use crate::task::{RawTask, TaskCell, TaskId, TaskWaker, MAIN_TASK};
+use crate::task::{Runnable, Task};
 use crate::timer::TimerQueue;
 
 /// Tasks polled per loop turn before the reactor looks at I/O again, so that a busy task set
@@ -29,13 +29,53 @@ const TASKS_PER_TURN: usize = 128;
 /// Work handed to a reactor from another thread: run on the reactor thread.
 type HandedOff = Box<dyn FnOnce() + Send>;
 
+/// An entry of a run queue: a spawned task, or the future `block_on` runs.
+pub(crate) enum Queued {
+    Main,
+    Task(Arc<dyn Runnable>),
+}
+
+/// What other threads queue for a reactor; closed when the reactor ends, after which what is
+/// queued is dropped at once rather than kept in a queue nobody drains (where a task would
+/// keep alive the reactor state that holds it).
+struct Inbox<T> {
+    items: Vec<T>,
+    closed: bool,
+}
+
+impl<T> Default for Inbox<T> {
+    fn default() -> Self {
+        Inbox {
+            items: Vec::new(),
+            closed: false,
+        }
+    }
+}
+
+impl<T> Inbox<T> {
+    /// Queues `item`, unless the inbox is closed (then it is handed back, to be dropped after
+    /// the lock is released: dropping a task may run its destructors).
+    fn push(&mut self, item: T) -> Result<(), T> {
+        if self.closed {
+            return Err(item);
+        }
+        self.items.push(item);
+        Ok(())
+    }
+
+    fn close(&mut self) -> Vec<T> {
+        self.closed = true;
+        std::mem::take(&mut self.items)
+    }
+}
+
 /// The part of a reactor that other threads reach: through wakers, timers and handles.
 pub(crate) struct Shared {
     index: usize,
     /// Tasks woken from other threads, drained by the reactor every turn.
-    woken: Mutex<Vec<TaskId>>,
+    woken: Mutex<Inbox<Queued>>,
     /// Closures handed off from other threads, run by the reactor every turn.
-    handoffs: Mutex<Vec<HandedOff>>,
+    handoffs: Mutex<Inbox<HandedOff>>,
     park: ParkState,
     unpark: Arc<dyn Unpark>,
     wake: Notify,
@@ -49,8 +89,8 @@ impl Shared {
     fn new(config: &ReactorConfig, unpark: Arc<dyn Unpark>) -> Arc<Self> {
         Arc::new(Shared {
             index: config.index,
-            woken: Mutex::new(Vec::new()),
-            handoffs: Mutex::new(Vec::new()),
+            woken: Mutex::default(),
+            handoffs: Mutex::default(),
             park: ParkState::default(),
             unpark,
             wake: config.wake,
@@ -60,21 +100,14 @@ impl Shared {
         })
     }
 
-    /// Queues task `id` on this reactor, from any thread.
-    pub(crate) fn schedule(&self, id: TaskId) {
-        let queued_locally = with_local(|local| {
-            if std::ptr::eq(Arc::as_ptr(&local.shared), self) {
-                local.run_queue.borrow_mut().push_back(id);
-                true
-            } else {
-                false
-            }
-        });
-        if queued_locally != Some(true) {
-            self.woken.lock().push(id);
-            self.metrics.handoffs.add(1);
-            self.notify();
+    /// Queues `task` on this reactor from another thread, waking it.
+    fn schedule_from_afar(&self, task: Queued) {
+        let queued = self.woken.lock().push(task);
+        if queued.is_err() {
+            return;
         }
+        self.metrics.handoffs.add(1);
+        self.notify();
     }
 
     /// Tells the reactor it has new work, waking its driver as the wake strategy says.
@@ -99,21 +132,37 @@ impl Shared {
     }
 }
 
-struct Slot {
-    generation: u32,
-    /// The task and its waker (`flag` as a `Waker`); `None` while the task is being polled. The
-    /// waker moves out with the task for its poll rather than being cloned, which would touch
-    /// `flag`'s reference count twice per poll.
-    task: Option<(Pin<Box<dyn RawTask>>, Waker)>,
-    flag: Arc<TaskWaker>,
+/// Queues a woken `task` on its reactor, from any thread.
+pub(crate) fn schedule(task: Arc<dyn Runnable>) {
+    let reactor = Arc::as_ptr(task.reactor());
+    if let Err(Queued::Task(task)) = queue_locally(reactor, Queued::Task(task)) {
+        task.reactor()
+            .clone()
+            .schedule_from_afar(Queued::Task(task));
+    }
+}
+
+/// Puts `task` on the run queue of the calling thread if that thread is `reactor`; hands it
+/// back otherwise.
+fn queue_locally(reactor: *const Shared, task: Queued) -> Result<(), Queued> {
+    let mut task = Some(task);
+    with_local(|local| {
+        if std::ptr::eq(Arc::as_ptr(&local.shared), reactor) {
+            if let Some(task) = task.take() {
+                local.run_queue.borrow_mut().push_back(task);
+            }
+        }
+    });
+    task.map_or(Ok(()), Err)
 }
 
 /// The reactor-thread-only part of the executor.
 struct Local {
     shared: Arc<Shared>,
-    run_queue: RefCell<VecDeque<TaskId>>,
-    tasks: RefCell<Slab<Slot>>,
-    next_generation: Cell<u32>,
+    run_queue: RefCell<VecDeque<Queued>>,
+    /// Every task placed on the reactor and not yet over, so that the reactor can cancel them
+    /// when it ends.
+    tasks: RefCell<Slab<Arc<dyn Runnable>>>,
 }
 
 thread_local! {
@@ -170,53 +219,29 @@ impl ReactorHandle {
         self.shared.notify();
     }
 
-    /// Runs `f` on the reactor thread, during its next loop turn.
+    /// Runs `f` on the reactor thread, during its next loop turn. If the reactor has ended,
+    /// `f` is dropped instead.
     pub fn run(&self, f: impl FnOnce() + Send + 'static) {
-        self.shared.handoffs.lock().push(Box::new(f));
-        self.notify();
+        let queued = self.shared.handoffs.lock().push(Box::new(f));
+        if queued.is_ok() {
+            self.notify();
+        }
     }
 
-    /// Spawns `future` on this reactor from any thread.
+    /// Spawns `future` on this reactor from any thread. If the reactor has ended, the handle
+    /// reports the task as cancelled.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (handle, start) = HandedOffSpawn::new(future);
-        self.run(move || start.start());
+        // The task is made here, from a `Send` future: until its reactor places it, this
+        // thread may be the one that drops it.
+        let (task, handle) = Task::new(future, &self.shared);
+        self.run(move || {
+            with_local(|local| local.place(task)).expect("handed-off closures run on their reactor")
+        });
         handle
-    }
-}
-
-/// A task created on one thread and started on a reactor: its handle exists before the
-/// reactor has it, so the output slot is made here and filled there.
-struct HandedOffSpawn<F: Future> {
-    future: F,
-    join: Arc<JoinState<F::Output>>,
-    waker: Arc<crate::task::DeferredWaker>,
-}
-
-impl<F> HandedOffSpawn<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn new(future: F) -> (JoinHandle<F::Output>, Self) {
-        let waker = crate::task::DeferredWaker::new();
-        let join = JoinState::new(Waker::from(waker.clone()));
-        (
-            JoinHandle::new(join.clone()),
-            HandedOffSpawn {
-                future,
-                join,
-                waker,
-            },
-        )
-    }
-
-    fn start(self) {
-        with_local(|local| local.spawn_with(self.future, self.join, &self.waker))
-            .expect("handed-off closures run on their reactor");
     }
 }
 
@@ -255,78 +280,39 @@ impl Local {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let deferred = crate::task::DeferredWaker::new();
-        let join = JoinState::new(Waker::from(deferred.clone()));
-        self.spawn_with(future, join.clone(), &deferred);
-        JoinHandle::new(join)
+        // A future that may not be `Send` is placed at once: from here on its task is only
+        // dropped by this reactor (see `Task`'s `Send`).
+        let (task, handle) = Task::new(future, &self.shared);
+        self.place(task);
+        handle
     }
 
-    /// Spawns `future` whose output goes to `join`; `deferred` (the waker `join` wakes on
-    /// abort) is pointed at the new task.
-    fn spawn_with<F>(
-        &self,
-        future: F,
-        join: Arc<JoinState<F::Output>>,
-        deferred: &crate::task::DeferredWaker,
-    ) where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        let generation = self.next_generation.get();
-        self.next_generation.set(generation.wrapping_add(1));
+    /// Puts a new task in the registry and on the run queue (it counts as queued already).
+    fn place(&self, task: Arc<dyn Runnable>) {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let id = (u64::from(generation) << 32) | entry.key() as u64;
-        let flag = TaskWaker::new(id, &self.shared);
-        let waker = Waker::from(flag.clone());
-        deferred.set(waker.clone());
-        let task: Pin<Box<dyn RawTask>> = Box::pin(TaskCell::new(future, join));
-        entry.insert(Slot {
-            generation,
-            task: Some((task, waker)),
-            flag: flag.clone(),
-        });
+        task.set_key(entry.key());
+        entry.insert(task.clone());
         drop(tasks);
-        flag.scheduled.store(true, Ordering::Release);
-        self.run_queue.borrow_mut().push_back(id);
+        self.run_queue.borrow_mut().push_back(Queued::Task(task));
     }
 
-    fn run_task(&self, id: TaskId) {
-        let key = (id & u64::from(u32::MAX)) as usize;
-        let generation = (id >> 32) as u32;
-        let (mut task, waker) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(slot) = tasks.get_mut(key) else {
-                return;
-            };
-            if slot.generation != generation {
-                return;
-            }
-            let Some(task) = slot.task.take() else { return };
-            slot.flag.scheduled.store(false, Ordering::Release);
-            task
-        };
-        let done = crate::coop::budgeted(|| {
-            task.as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_ready()
-        });
-        let mut tasks = self.tasks.borrow_mut();
-        if done {
-            tasks.remove(key);
-        } else if let Some(slot) = tasks.get_mut(key) {
-            slot.task = Some((task, waker));
+    fn run_task(&self, task: Arc<dyn Runnable>) {
+        let key = task.key();
+        if crate::coop::budgeted(|| task.run()) {
+            // Over: its future was dropped in this poll, so the registry lets go of it.
+            self.tasks.borrow_mut().remove(key);
         }
     }
 
     fn drain_handoffs(&self) {
-        let handed_off = std::mem::take(&mut *self.shared.handoffs.lock());
+        let handed_off = std::mem::take(&mut self.shared.handoffs.lock().items);
         for f in handed_off {
             f();
         }
         let mut woken = self.shared.woken.lock();
-        if !woken.is_empty() {
-            self.run_queue.borrow_mut().extend(woken.drain(..));
+        if !woken.items.is_empty() {
+            self.run_queue.borrow_mut().extend(woken.items.drain(..));
         }
     }
 
@@ -340,13 +326,13 @@ impl Local {
     /// Polls up to [`TASKS_PER_TURN`] queued tasks; the main future's output if it completed.
     fn run_queued<F: Future>(&self, main: &mut MainTask<F>) -> Option<F::Output> {
         for _ in 0..TASKS_PER_TURN {
-            let id = self.pop()?;
-            if id == MAIN_TASK {
-                if let Poll::Ready(output) = main.poll() {
-                    return Some(output);
+            match self.pop()? {
+                Queued::Main => {
+                    if let Poll::Ready(output) = main.poll() {
+                        return Some(output);
+                    }
                 }
-            } else {
-                self.run_task(id);
+                Queued::Task(task) => self.run_task(task),
             }
         }
         None
@@ -366,24 +352,23 @@ impl Local {
         earliest(timer, max_park)
     }
 
-    fn pop(&self) -> Option<TaskId> {
+    fn pop(&self) -> Option<Queued> {
         self.run_queue.borrow_mut().pop_front()
     }
 
     /// Drops every task (cancelling its handle), including tasks spawned while dropping.
     fn cancel_all(&self) {
         loop {
-            let tasks: Vec<Slot> = self.tasks.borrow_mut().drain().collect();
+            let tasks: Vec<_> = self.tasks.borrow_mut().drain().collect();
             if tasks.is_empty() {
                 break;
             }
-            for slot in tasks {
-                if let Some((mut task, _)) = slot.task {
-                    task.as_mut().cancel();
-                }
+            for task in tasks {
+                task.cancel();
             }
         }
-        self.run_queue.borrow_mut().clear();
+        let queued = std::mem::take(&mut *self.run_queue.borrow_mut());
+        drop(queued);
     }
 }
 
@@ -429,7 +414,6 @@ impl Installed {
             shared: shared.clone(),
             run_queue: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
-            next_generation: Cell::new(0),
         });
         CURRENT.with(|current| *current.borrow_mut() = Some(local.clone()));
         Installed { local }
@@ -442,8 +426,10 @@ impl Drop for Installed {
         // Wakers left in the reactor's queues may own tasks that own the reactor's state (a
         // cycle): drop them with the reactor.
         self.local.shared.timers.clear();
-        drop(std::mem::take(&mut *self.local.shared.handoffs.lock()));
-        self.local.shared.woken.lock().clear();
+        let handed_off = self.local.shared.handoffs.lock().close();
+        drop(handed_off);
+        let woken = self.local.shared.woken.lock().close();
+        drop(woken);
         CURRENT.with(|current| current.borrow_mut().take());
     }
 }
@@ -514,16 +500,39 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 /// The future `block_on` runs: polled as a task of its own, woken like one.
 struct MainTask<F: Future> {
     future: Pin<Box<F>>,
-    flag: Arc<TaskWaker>,
+    flag: Arc<MainWaker>,
     waker: Waker,
+}
+
+/// The main task's waker: queues [`Queued::Main`] on its reactor.
+struct MainWaker {
+    scheduled: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(main) = queue_locally(Arc::as_ptr(&self.shared), Queued::Main) {
+            self.shared.schedule_from_afar(main);
+        }
+    }
 }
 
 impl<F: Future> MainTask<F> {
     /// The main task, queued to run first.
     fn new(future: F, shared: &Arc<Shared>) -> Self {
-        let flag = TaskWaker::new(MAIN_TASK, shared);
-        flag.scheduled.store(true, Ordering::Release);
-        with_local(|local| local.run_queue.borrow_mut().push_back(MAIN_TASK));
+        let flag = Arc::new(MainWaker {
+            scheduled: AtomicBool::new(true),
+            shared: shared.clone(),
+        });
+        with_local(|local| local.run_queue.borrow_mut().push_back(Queued::Main));
         MainTask {
             future: Box::pin(future),
             waker: Waker::from(flag.clone()),

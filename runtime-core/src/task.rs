@@ -1,88 +1,146 @@
 //! A spawned task: the future, where its output goes, and how it is woken.
 
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 
-use crate::join::{JoinError, JoinState};
+use crate::join::{Abortable, JoinError, JoinHandle, JoinState};
 use crate::scheduler::Shared;
 
-/// Identifies a task on its reactor: slab key in the low half, generation in the high half,
-/// so that a stale waker of a finished task never polls the task that reused its slot.
-pub(crate) type TaskId = u64;
-
-/// The id of the future passed to `block_on`, which is not stored in the task slab.
-pub(crate) const MAIN_TASK: TaskId = u64::MAX;
-
-/// A task's waker. Waking queues the task on its reactor exactly once until it is polled again.
-pub(crate) struct TaskWaker {
-    pub(crate) id: TaskId,
-    /// Set when the task is in a run queue, cleared right before it is polled.
-    pub(crate) scheduled: AtomicBool,
+/// A task of a reactor: its scheduling state and its future in one allocation, so that waking
+/// it and polling it touch the same memory, and the run queue holds the task itself rather than
+/// a key to look up. The allocation is also the task's `Waker`.
+///
+/// The future is touched only on the reactor thread (`shared`'s), which is what makes the type
+/// `Send` and `Sync` whatever the future is; see the impls.
+#[repr(C)]
+pub(crate) struct Task<F: Future> {
+    /// Set when the task is in a run queue (or not yet placed), cleared right before it is
+    /// polled.
+    scheduled: AtomicBool,
+    /// The task's key in its reactor's registry, written when it is placed.
+    key: AtomicUsize,
     /// The reactor the task lives on. A waker kept past its runtime's end only queues into a
-    /// queue nobody drains.
-    pub(crate) shared: Arc<Shared>,
+    /// queue that is closed.
+    shared: Arc<Shared>,
+    cell: UnsafeCell<TaskCell<F>>,
 }
 
-impl TaskWaker {
-    pub(crate) fn new(id: TaskId, shared: &Arc<Shared>) -> Arc<Self> {
-        Arc::new(TaskWaker {
-            id,
-            scheduled: AtomicBool::new(false),
-            shared: shared.clone(),
-        })
+// SAFETY: of a `Task`, other threads touch only `scheduled`, `key` (atomics) and `shared`
+// (`Send + Sync`): waking it queues the `Arc` on its reactor. `cell` is touched only on the
+// reactor thread: `run` and `cancel` are called only by the reactor that `shared` names, on
+// the tasks of its own run queue and registry. A future that is not `Send` is dropped there
+// too: `Local::spawn` places such a task in the registry before anything else can reach it,
+// and the registry lets go of a task only after `run` or `cancel` dropped its future (and its
+// output slot, whose output may not be `Send` either). What another thread may drop is then a
+// spent cell, or a task that never reached its reactor, which `ReactorHandle::spawn` creates
+// only from a `Send` future.
+unsafe impl<F: Future> Send for Task<F> {}
+// SAFETY: as for `Send`: shared references reach `cell` only on the reactor thread.
+unsafe impl<F: Future> Sync for Task<F> {}
+
+impl<F: Future + 'static> Task<F> {
+    /// A task for `shared`'s reactor and the handle to its output. It counts as queued until
+    /// its reactor places it, so that an early wake (an abort) does not queue it before then.
+    pub(crate) fn new(future: F, shared: &Arc<Shared>) -> (Arc<Self>, JoinHandle<F::Output>) {
+        let mut join = None;
+        let task = Arc::new_cyclic(|me: &Weak<Self>| {
+            let state = JoinState::new(me.clone());
+            join = Some(JoinHandle::new(state.clone()));
+            Task {
+                scheduled: AtomicBool::new(true),
+                key: AtomicUsize::new(usize::MAX),
+                shared: shared.clone(),
+                cell: UnsafeCell::new(TaskCell::new(future, state)),
+            }
+        });
+        (task, join.expect("`new_cyclic` ran the closure"))
     }
 }
 
-impl Wake for TaskWaker {
+/// A reactor's view of a task, whatever its future.
+pub(crate) trait Runnable: Send + Sync {
+    /// Polls the task once; whether it finished in this poll. Reactor thread only.
+    fn run(self: Arc<Self>) -> bool;
+    /// Drops the future and reports the task as cancelled. Reactor thread only.
+    fn cancel(&self);
+    /// The reactor the task lives on.
+    fn reactor(&self) -> &Arc<Shared>;
+    /// The task's key in its reactor's registry.
+    fn key(&self) -> usize;
+    fn set_key(&self, key: usize);
+}
+
+impl<F: Future + 'static> Runnable for Task<F> {
+    fn run(self: Arc<Self>) -> bool {
+        self.scheduled.store(false, Ordering::Release);
+        let this: *const Self = Arc::as_ptr(&self);
+        // The queue's reference becomes the poll's waker, without touching the count.
+        let waker = Waker::from(self);
+        // SAFETY: `waker` owns a reference to the task until the end of this function, so
+        // `this` stays valid. `cell` is touched only on the reactor thread (see `Send`), and
+        // this is the only reference to it: the reactor polls one task at a time and does not
+        // re-enter a poll.
+        let cell = unsafe { &mut *(*this).cell.get() };
+        if cell.is_over() {
+            return false;
+        }
+        // SAFETY: the cell lives in the task's allocation, which never moves.
+        let cell = unsafe { Pin::new_unchecked(cell) };
+        cell.poll(&mut Context::from_waker(&waker)).is_ready()
+    }
+
+    fn cancel(&self) {
+        // SAFETY: as in `run`: reactor thread, no other reference to the cell.
+        let cell = unsafe { Pin::new_unchecked(&mut *self.cell.get()) };
+        cell.cancel();
+    }
+
+    fn reactor(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn key(&self) -> usize {
+        self.key.load(Ordering::Relaxed)
+    }
+
+    fn set_key(&self, key: usize) {
+        self.key.store(key, Ordering::Relaxed);
+    }
+}
+
+impl<F: Future + 'static> Wake for Task<F> {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            crate::scheduler::schedule(self);
+        }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
-            return;
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            crate::scheduler::schedule(self.clone());
         }
-        self.shared.schedule(self.id);
     }
 }
 
-/// The waker a `JoinHandle` wakes on abort, known only once the task is in a reactor's slab
-/// (which, for a task spawned from another thread, is later than the handle).
-#[derive(Default)]
-pub(crate) struct DeferredWaker {
-    waker: parking_lot::Mutex<Option<std::task::Waker>>,
-    /// An abort arrived before the task was placed: wake it as soon as it is.
-    pending: AtomicBool,
-}
-
-impl DeferredWaker {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(DeferredWaker::default())
-    }
-
-    pub(crate) fn set(&self, waker: std::task::Waker) {
-        let mut slot = self.waker.lock();
-        if self.pending.swap(false, Ordering::AcqRel) {
-            waker.wake_by_ref();
-        }
-        *slot = Some(waker);
+impl<F: Future + 'static> Abortable for Task<F> {
+    fn wake_to_abort(self: Arc<Self>) {
+        self.wake();
     }
 }
 
-impl Wake for DeferredWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let slot = self.waker.lock();
-        match &*slot {
-            Some(w) => w.wake_by_ref(),
-            None => self.pending.store(true, Ordering::Release),
+impl<F: Future> Drop for Task<F> {
+    fn drop(&mut self) {
+        // A task dropped before its reactor placed it (the reactor had shut down): its handle
+        // reports cancellation. Placed tasks get here with their cell already spent.
+        let cell = self.cell.get_mut();
+        if !cell.is_over() {
+            // SAFETY: the cell is about to be dropped in place and is not moved before that.
+            unsafe { Pin::new_unchecked(cell) }.cancel();
         }
     }
 }
@@ -96,19 +154,33 @@ pub(crate) trait RawTask {
 }
 
 pin_project_lite::pin_project! {
+    /// The future and its output slot; both are dropped when the task is over, by whoever
+    /// runs it.
     pub(crate) struct TaskCell<F: Future> {
+        join: Option<Arc<JoinState<F::Output>>>,
         #[pin]
         future: Option<F>,
-        join: Arc<JoinState<F::Output>>,
     }
 }
 
 impl<F: Future> TaskCell<F> {
     pub(crate) fn new(future: F, join: Arc<JoinState<F::Output>>) -> Self {
         TaskCell {
+            join: Some(join),
             future: Some(future),
-            join,
         }
+    }
+
+    /// Whether the task finished, panicked or was cancelled.
+    pub(crate) fn is_over(&self) -> bool {
+        self.join.is_none()
+    }
+}
+
+/// Hands the task's outcome to its handle, letting go of the output slot.
+fn finish<T>(join: &mut Option<Arc<JoinState<T>>>, outcome: Result<T, JoinError>) {
+    if let Some(join) = join.take() {
+        join.finish(outcome);
     }
 }
 
@@ -123,9 +195,12 @@ fn drop_future<F>(slot: Pin<&mut Option<F>>) -> Option<JoinError> {
 impl<F: Future> RawTask for TaskCell<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if this.join.is_aborted() {
+        let Some(join) = this.join.as_ref() else {
+            return Poll::Ready(());
+        };
+        if join.is_aborted() {
             let err = drop_future(this.future).unwrap_or_else(JoinError::cancelled);
-            this.join.finish(Err(err));
+            finish(this.join, Err(err));
             return Poll::Ready(());
         }
         let Some(future) = this.future.as_mut().as_pin_mut() else {
@@ -138,12 +213,12 @@ impl<F: Future> RawTask for TaskCell<F> {
                     Some(err) => Err(err),
                     None => Ok(output),
                 };
-                this.join.finish(outcome);
+                finish(this.join, outcome);
                 Poll::Ready(())
             }
             Err(payload) => {
                 drop_future(this.future);
-                this.join.finish(Err(JoinError::panicked(payload)));
+                finish(this.join, Err(JoinError::panicked(payload)));
                 Poll::Ready(())
             }
         }
@@ -151,7 +226,10 @@ impl<F: Future> RawTask for TaskCell<F> {
 
     fn cancel(self: Pin<&mut Self>) {
         let this = self.project();
+        if this.join.is_none() {
+            return;
+        }
         let err = drop_future(this.future).unwrap_or_else(JoinError::cancelled);
-        this.join.finish(Err(err));
+        finish(this.join, Err(err));
     }
 }

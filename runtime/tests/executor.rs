@@ -221,6 +221,64 @@ async fn abort_of_a_queued_task_is_seen_at_its_next_poll() {
     assert_eq!(*ran.borrow(), 0, "an aborted task ran on");
 }
 
+/// A finished task's waker, woken after another task took the finished one's place in the
+/// reactor's registry, must neither poll nor drop the task now in that place.
+#[runtime::test]
+async fn a_stale_waker_leaves_the_task_in_its_place_alone() {
+    let stale = runtime::spawn(std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())))
+        .await
+        .expect("finished");
+    let dropped = Rc::new(RefCell::new(false));
+    let polls = Rc::new(RefCell::new(0));
+    let second = runtime::spawn({
+        let flag = DropFlag(dropped.clone());
+        let polls = polls.clone();
+        std::future::poll_fn(move |_| {
+            let _ = &flag;
+            *polls.borrow_mut() += 1;
+            Poll::<()>::Pending
+        })
+    });
+    runtime::yield_now().await;
+    assert_eq!(*polls.borrow(), 1);
+    stale.wake_by_ref();
+    runtime::yield_now().await;
+    // Woken again from another thread; the task that thread spawns next runs after the wake
+    // is drained, and wakes this one behind it.
+    let reactor = runtime::current_reactor().expect("a reactor");
+    let behind = std::thread::spawn(move || {
+        stale.wake();
+        reactor.spawn(async {})
+    });
+    behind.join().expect("woken").await.expect("ran");
+    runtime::yield_now().await;
+    assert!(
+        !*dropped.borrow(),
+        "a stale wake dropped the task in its place"
+    );
+    assert!(!second.is_finished());
+    assert_eq!(
+        *polls.borrow(),
+        1,
+        "a stale wake polled the task in its place"
+    );
+}
+
+/// A task handed to a reactor that has ended is dropped, and its handle says so instead of
+/// waiting for ever.
+#[test]
+fn spawn_on_an_ended_reactor_reports_cancellation() {
+    let reactor =
+        runtime::Builder::new().block_on(async { runtime::current_reactor().expect("a reactor") });
+    let handle = reactor.spawn(async { 1 });
+    let outcome =
+        runtime::Builder::new().block_on(async { timeout(Duration::from_secs(10), handle).await });
+    let err = outcome
+        .expect("the handle answered")
+        .expect_err("never ran");
+    assert!(err.is_cancelled());
+}
+
 #[runtime::test]
 async fn join_handle_yields_the_output_and_tasks_run_concurrently() {
     use std::cell::RefCell;
