@@ -85,7 +85,8 @@ struct PoolTask {
 
 impl PoolTask {
     fn run(self: Arc<Self>) {
-        self.scheduled.store(false, Ordering::Release);
+        // A swap, not a store: see `Task::run`.
+        self.scheduled.swap(false, Ordering::AcqRel);
         let waker = Waker::from(self.clone());
         let mut slot = self.task.lock();
         if let Some(task) = slot.as_mut() {

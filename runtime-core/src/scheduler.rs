@@ -298,8 +298,7 @@ impl Local {
     }
 
     fn run_task(&self, task: Arc<dyn Runnable>) {
-        let key = task.key();
-        if crate::coop::budgeted(|| task.run()) {
+        if let Some(key) = crate::coop::budgeted(|| task.run()) {
             // Over: its future was dropped in this poll, so the registry lets go of it.
             self.tasks.borrow_mut().remove(key);
         }
@@ -541,7 +540,8 @@ impl<F: Future> MainTask<F> {
     }
 
     fn poll(&mut self) -> Poll<F::Output> {
-        self.flag.scheduled.store(false, Ordering::Release);
+        // A swap, not a store: see `Task::run`.
+        self.flag.scheduled.swap(false, Ordering::AcqRel);
         let mut cx = Context::from_waker(&self.waker);
         crate::coop::budgeted(|| self.future.as_mut().poll(&mut cx))
     }

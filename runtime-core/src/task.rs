@@ -22,6 +22,9 @@ pub(crate) struct Task<F: Future> {
     /// Set when the task is in a run queue (or not yet placed), cleared right before it is
     /// polled.
     scheduled: AtomicBool,
+    /// Set by the handle's abort; beside `scheduled` so that a poll reads it from the line the
+    /// wake brought in, not from the handle's state.
+    aborted: AtomicBool,
     /// The task's key in its reactor's registry, written when it is placed.
     key: AtomicUsize,
     /// The reactor the task lives on. A waker kept past its runtime's end only queues into a
@@ -53,6 +56,7 @@ impl<F: Future + 'static> Task<F> {
             join = Some(JoinHandle::new(state.clone()));
             Task {
                 scheduled: AtomicBool::new(true),
+                aborted: AtomicBool::new(false),
                 key: AtomicUsize::new(usize::MAX),
                 shared: shared.clone(),
                 cell: UnsafeCell::new(TaskCell::new(future, state)),
@@ -64,34 +68,44 @@ impl<F: Future + 'static> Task<F> {
 
 /// A reactor's view of a task, whatever its future.
 pub(crate) trait Runnable: Send + Sync {
-    /// Polls the task once; whether it finished in this poll. Reactor thread only.
-    fn run(self: Arc<Self>) -> bool;
+    /// Polls the task once; its key in the registry if it finished in this poll. Reactor
+    /// thread only.
+    fn run(self: Arc<Self>) -> Option<usize>;
     /// Drops the future and reports the task as cancelled. Reactor thread only.
     fn cancel(&self);
     /// The reactor the task lives on.
     fn reactor(&self) -> &Arc<Shared>;
-    /// The task's key in its reactor's registry.
-    fn key(&self) -> usize;
+    /// Records the task's key in its reactor's registry.
     fn set_key(&self, key: usize);
 }
 
 impl<F: Future + 'static> Runnable for Task<F> {
-    fn run(self: Arc<Self>) -> bool {
-        self.scheduled.store(false, Ordering::Release);
+    fn run(self: Arc<Self>) -> Option<usize> {
+        // A swap, not a store: a read-modify-write is ordered before the loads that follow
+        // (of `aborted` and of whatever the future checks), which a plain store is not. With a
+        // store, a waker could see `scheduled` still set, queue nothing, and its news (an
+        // abort, a value) be missed by this poll too.
+        self.scheduled.swap(false, Ordering::AcqRel);
+        let aborted = self.aborted.load(Ordering::Acquire);
         let this: *const Self = Arc::as_ptr(&self);
         // The queue's reference becomes the poll's waker, without touching the count.
         let waker = Waker::from(self);
         // SAFETY: `waker` owns a reference to the task until the end of this function, so
-        // `this` stays valid. `cell` is touched only on the reactor thread (see `Send`), and
-        // this is the only reference to it: the reactor polls one task at a time and does not
-        // re-enter a poll.
-        let cell = unsafe { &mut *(*this).cell.get() };
+        // the task outlives `task`.
+        let task = unsafe { &*this };
+        // SAFETY: `cell` is touched only on the reactor thread (see `Send`), and this is the
+        // only reference to it: the reactor polls one task at a time and does not re-enter a
+        // poll.
+        let cell = unsafe { &mut *task.cell.get() };
         if cell.is_over() {
-            return false;
+            return None;
         }
         // SAFETY: the cell lives in the task's allocation, which never moves.
         let cell = unsafe { Pin::new_unchecked(cell) };
-        cell.poll(&mut Context::from_waker(&waker)).is_ready()
+        match cell.poll_unless(aborted, &mut Context::from_waker(&waker)) {
+            Poll::Ready(()) => Some(task.key.load(Ordering::Relaxed)),
+            Poll::Pending => None,
+        }
     }
 
     fn cancel(&self) {
@@ -102,10 +116,6 @@ impl<F: Future + 'static> Runnable for Task<F> {
 
     fn reactor(&self) -> &Arc<Shared> {
         &self.shared
-    }
-
-    fn key(&self) -> usize {
-        self.key.load(Ordering::Relaxed)
     }
 
     fn set_key(&self, key: usize) {
@@ -129,6 +139,7 @@ impl<F: Future + 'static> Wake for Task<F> {
 
 impl<F: Future + 'static> Abortable for Task<F> {
     fn wake_to_abort(self: Arc<Self>) {
+        self.aborted.store(true, Ordering::Release);
         self.wake();
     }
 }
@@ -155,7 +166,9 @@ pub(crate) trait RawTask {
 
 pin_project_lite::pin_project! {
     /// The future and its output slot; both are dropped when the task is over, by whoever
-    /// runs it.
+    /// runs it. The slot comes first, where a `Task`'s poll finds it beside the task's own
+    /// state.
+    #[repr(C)]
     pub(crate) struct TaskCell<F: Future> {
         join: Option<Arc<JoinState<F::Output>>>,
         #[pin]
@@ -175,30 +188,14 @@ impl<F: Future> TaskCell<F> {
     pub(crate) fn is_over(&self) -> bool {
         self.join.is_none()
     }
-}
 
-/// Hands the task's outcome to its handle, letting go of the output slot.
-fn finish<T>(join: &mut Option<Arc<JoinState<T>>>, outcome: Result<T, JoinError>) {
-    if let Some(join) = join.take() {
-        join.finish(outcome);
-    }
-}
-
-/// Drops the future, catching a panic from its destructor so the reactor survives it too.
-fn drop_future<F>(slot: Pin<&mut Option<F>>) -> Option<JoinError> {
-    let mut slot = slot;
-    catch_unwind(AssertUnwindSafe(|| slot.set(None)))
-        .err()
-        .map(JoinError::panicked)
-}
-
-impl<F: Future> RawTask for TaskCell<F> {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    /// Polls the future once, or cancels it if `aborted`; `Ready` when the task is over.
+    fn poll_unless(self: Pin<&mut Self>, aborted: bool, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let Some(join) = this.join.as_ref() else {
+        if this.join.is_none() {
             return Poll::Ready(());
-        };
-        if join.is_aborted() {
+        }
+        if aborted {
             let err = drop_future(this.future).unwrap_or_else(JoinError::cancelled);
             finish(this.join, Err(err));
             return Poll::Ready(());
@@ -222,6 +219,28 @@ impl<F: Future> RawTask for TaskCell<F> {
                 Poll::Ready(())
             }
         }
+    }
+}
+
+/// Hands the task's outcome to its handle, letting go of the output slot.
+fn finish<T>(join: &mut Option<Arc<JoinState<T>>>, outcome: Result<T, JoinError>) {
+    if let Some(join) = join.take() {
+        join.finish(outcome);
+    }
+}
+
+/// Drops the future, catching a panic from its destructor so the reactor survives it too.
+fn drop_future<F>(slot: Pin<&mut Option<F>>) -> Option<JoinError> {
+    let mut slot = slot;
+    catch_unwind(AssertUnwindSafe(|| slot.set(None)))
+        .err()
+        .map(JoinError::panicked)
+}
+
+impl<F: Future> RawTask for TaskCell<F> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let aborted = self.join.as_ref().is_some_and(|join| join.is_aborted());
+        self.poll_unless(aborted, cx)
     }
 
     fn cancel(self: Pin<&mut Self>) {
