@@ -23,6 +23,7 @@ mod scheduler;
 pub mod signal;
 pub mod sys;
 mod task;
+pub mod task_state;
 mod timer;
 pub mod waiters;
 

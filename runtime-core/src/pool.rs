@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
 
@@ -12,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::join::{Abortable, JoinError, JoinHandle, JoinState};
 use crate::task::{RawTask, TaskCell};
+use crate::task_state::TaskState;
 
 enum Job {
     Poll(Arc<PoolTask>),
@@ -79,24 +79,30 @@ impl PoolInner {
 /// A future on the pool.
 struct PoolTask {
     task: Mutex<Option<Pin<Box<dyn RawTask + Send>>>>,
-    scheduled: AtomicBool,
+    state: TaskState,
     pool: Weak<PoolInner>,
 }
 
 impl PoolTask {
     fn run(self: Arc<Self>) {
-        // A swap, not a store: see `Task::run`.
-        self.scheduled.swap(false, Ordering::AcqRel);
+        let aborted = self.state.begin_poll();
         let waker = Waker::from(self.clone());
         let mut slot = self.task.lock();
         if let Some(task) = slot.as_mut() {
             if crate::coop::budgeted(|| {
                 task.as_mut()
-                    .poll(&mut Context::from_waker(&waker))
+                    .poll(aborted, &mut Context::from_waker(&waker))
                     .is_ready()
             }) {
                 *slot = None;
             }
+        }
+    }
+
+    /// Puts the task on its pool's queue, if the pool still runs.
+    fn queue(self: &Arc<Self>) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.push(Job::Poll(self.clone()));
         }
     }
 }
@@ -107,17 +113,17 @@ impl Wake for PoolTask {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            if let Some(pool) = self.pool.upgrade() {
-                pool.push(Job::Poll(self.clone()));
-            }
+        if self.state.wake() {
+            self.queue();
         }
     }
 }
 
 impl Abortable for PoolTask {
     fn wake_to_abort(self: Arc<Self>) {
-        self.wake();
+        if self.state.abort() {
+            self.queue();
+        }
     }
 }
 
@@ -141,7 +147,7 @@ where
         join = Some(JoinHandle::new(state.clone()));
         PoolTask {
             task: Mutex::new(Some(Box::pin(TaskCell::new(future, state)))),
-            scheduled: AtomicBool::new(true),
+            state: TaskState::queued(),
             pool: Arc::downgrade(pool),
         }
     });

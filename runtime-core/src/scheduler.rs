@@ -6,7 +6,6 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notify;
 use crate::park::ParkState;
 use crate::task::{Runnable, Task};
+use crate::task_state::TaskState;
 use crate::timer::TimerQueue;
 
 /// Tasks polled per loop turn before the reactor looks at I/O again, so that a busy task set
@@ -505,7 +505,7 @@ struct MainTask<F: Future> {
 
 /// The main task's waker: queues [`Queued::Main`] on its reactor.
 struct MainWaker {
-    scheduled: AtomicBool,
+    state: TaskState,
     shared: Arc<Shared>,
 }
 
@@ -515,7 +515,7 @@ impl Wake for MainWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
+        if !self.state.wake() {
             return;
         }
         if let Err(main) = queue_locally(Arc::as_ptr(&self.shared), Queued::Main) {
@@ -528,7 +528,7 @@ impl<F: Future> MainTask<F> {
     /// The main task, queued to run first.
     fn new(future: F, shared: &Arc<Shared>) -> Self {
         let flag = Arc::new(MainWaker {
-            scheduled: AtomicBool::new(true),
+            state: TaskState::queued(),
             shared: shared.clone(),
         });
         with_local(|local| local.run_queue.borrow_mut().push_back(Queued::Main));
@@ -540,8 +540,8 @@ impl<F: Future> MainTask<F> {
     }
 
     fn poll(&mut self) -> Poll<F::Output> {
-        // A swap, not a store: see `Task::run`.
-        self.flag.scheduled.swap(false, Ordering::AcqRel);
+        // Nothing aborts the main task.
+        self.flag.state.begin_poll();
         let mut cx = Context::from_waker(&self.waker);
         crate::coop::budgeted(|| self.future.as_mut().poll(&mut cx))
     }

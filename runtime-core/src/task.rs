@@ -4,12 +4,13 @@ use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::join::{Abortable, JoinError, JoinHandle, JoinState};
 use crate::scheduler::Shared;
+use crate::task_state::TaskState;
 
 /// A task of a reactor: its scheduling state and its future in one allocation, so that waking
 /// it and polling it touch the same memory, and the run queue holds the task itself rather than
@@ -19,12 +20,10 @@ use crate::scheduler::Shared;
 /// `Send` and `Sync` whatever the future is; see the impls.
 #[repr(C)]
 pub(crate) struct Task<F: Future> {
-    /// Set when the task is in a run queue (or not yet placed), cleared right before it is
-    /// polled.
-    scheduled: AtomicBool,
-    /// Set by the handle's abort; beside `scheduled` so that a poll reads it from the line the
-    /// wake brought in, not from the handle's state.
-    aborted: AtomicBool,
+    /// Whether the task is queued (or not yet placed), and whether its handle aborted it:
+    /// beside each other and the output slot, so that a poll reads them from the line the wake
+    /// brought in, not from the handle's state.
+    state: TaskState,
     /// The task's key in its reactor's registry, written when it is placed.
     key: AtomicUsize,
     /// The reactor the task lives on. A waker kept past its runtime's end only queues into a
@@ -33,7 +32,7 @@ pub(crate) struct Task<F: Future> {
     cell: UnsafeCell<TaskCell<F>>,
 }
 
-// SAFETY: of a `Task`, other threads touch only `scheduled`, `key` (atomics) and `shared`
+// SAFETY: of a `Task`, other threads touch only `state`, `key` (atomics) and `shared`
 // (`Send + Sync`): waking it queues the `Arc` on its reactor. `cell` is touched only on the
 // reactor thread: `run` and `cancel` are called only by the reactor that `shared` names, on
 // the tasks of its own run queue and registry. A future that is not `Send` is dropped there
@@ -55,8 +54,7 @@ impl<F: Future + 'static> Task<F> {
             let state = JoinState::new(me.clone());
             join = Some(JoinHandle::new(state.clone()));
             Task {
-                scheduled: AtomicBool::new(true),
-                aborted: AtomicBool::new(false),
+                state: TaskState::queued(),
                 key: AtomicUsize::new(usize::MAX),
                 shared: shared.clone(),
                 cell: UnsafeCell::new(TaskCell::new(future, state)),
@@ -81,12 +79,7 @@ pub(crate) trait Runnable: Send + Sync {
 
 impl<F: Future + 'static> Runnable for Task<F> {
     fn run(self: Arc<Self>) -> Option<usize> {
-        // A swap, not a store: a read-modify-write is ordered before the loads that follow
-        // (of `aborted` and of whatever the future checks), which a plain store is not. With a
-        // store, a waker could see `scheduled` still set, queue nothing, and its news (an
-        // abort, a value) be missed by this poll too.
-        self.scheduled.swap(false, Ordering::AcqRel);
-        let aborted = self.aborted.load(Ordering::Acquire);
+        let aborted = self.state.begin_poll();
         let this: *const Self = Arc::as_ptr(&self);
         // The queue's reference becomes the poll's waker, without touching the count.
         let waker = Waker::from(self);
@@ -102,7 +95,7 @@ impl<F: Future + 'static> Runnable for Task<F> {
         }
         // SAFETY: the cell lives in the task's allocation, which never moves.
         let cell = unsafe { Pin::new_unchecked(cell) };
-        match cell.poll_unless(aborted, &mut Context::from_waker(&waker)) {
+        match cell.poll(aborted, &mut Context::from_waker(&waker)) {
             Poll::Ready(()) => Some(task.key.load(Ordering::Relaxed)),
             Poll::Pending => None,
         }
@@ -125,13 +118,13 @@ impl<F: Future + 'static> Runnable for Task<F> {
 
 impl<F: Future + 'static> Wake for Task<F> {
     fn wake(self: Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if self.state.wake() {
             crate::scheduler::schedule(self);
         }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if self.state.wake() {
             crate::scheduler::schedule(self.clone());
         }
     }
@@ -139,8 +132,9 @@ impl<F: Future + 'static> Wake for Task<F> {
 
 impl<F: Future + 'static> Abortable for Task<F> {
     fn wake_to_abort(self: Arc<Self>) {
-        self.aborted.store(true, Ordering::Release);
-        self.wake();
+        if self.state.abort() {
+            crate::scheduler::schedule(self);
+        }
     }
 }
 
@@ -156,10 +150,11 @@ impl<F: Future> Drop for Task<F> {
     }
 }
 
-/// A spawned future with its output slot, type-erased for the task slab.
+/// A spawned future with its output slot, type-erased for the worker pool.
 pub(crate) trait RawTask {
-    /// Polls the future once; `Ready` when the task is over (finished, panicked or aborted).
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+    /// Polls the future once, or cancels it if `aborted`; `Ready` when the task is over
+    /// (finished, panicked or aborted).
+    fn poll(self: Pin<&mut Self>, aborted: bool, cx: &mut Context<'_>) -> Poll<()>;
     /// Drops the future and reports the task as cancelled.
     fn cancel(self: Pin<&mut Self>);
 }
@@ -188,16 +183,31 @@ impl<F: Future> TaskCell<F> {
     pub(crate) fn is_over(&self) -> bool {
         self.join.is_none()
     }
+}
 
-    /// Polls the future once, or cancels it if `aborted`; `Ready` when the task is over.
-    fn poll_unless(self: Pin<&mut Self>, aborted: bool, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if this.join.is_none() {
+/// Hands the task's outcome to its handle, letting go of the output slot.
+fn finish<T>(join: &mut Option<Arc<JoinState<T>>>, outcome: Result<T, JoinError>) {
+    if let Some(join) = join.take() {
+        join.finish(outcome);
+    }
+}
+
+/// Drops the future, catching a panic from its destructor so the reactor survives it too.
+fn drop_future<F>(slot: Pin<&mut Option<F>>) -> Option<JoinError> {
+    let mut slot = slot;
+    catch_unwind(AssertUnwindSafe(|| slot.set(None)))
+        .err()
+        .map(JoinError::panicked)
+}
+
+impl<F: Future> RawTask for TaskCell<F> {
+    fn poll(mut self: Pin<&mut Self>, aborted: bool, cx: &mut Context<'_>) -> Poll<()> {
+        if aborted {
+            self.as_mut().cancel();
             return Poll::Ready(());
         }
-        if aborted {
-            let err = drop_future(this.future).unwrap_or_else(JoinError::cancelled);
-            finish(this.join, Err(err));
+        let mut this = self.project();
+        if this.join.is_none() {
             return Poll::Ready(());
         }
         let Some(future) = this.future.as_mut().as_pin_mut() else {
@@ -219,28 +229,6 @@ impl<F: Future> TaskCell<F> {
                 Poll::Ready(())
             }
         }
-    }
-}
-
-/// Hands the task's outcome to its handle, letting go of the output slot.
-fn finish<T>(join: &mut Option<Arc<JoinState<T>>>, outcome: Result<T, JoinError>) {
-    if let Some(join) = join.take() {
-        join.finish(outcome);
-    }
-}
-
-/// Drops the future, catching a panic from its destructor so the reactor survives it too.
-fn drop_future<F>(slot: Pin<&mut Option<F>>) -> Option<JoinError> {
-    let mut slot = slot;
-    catch_unwind(AssertUnwindSafe(|| slot.set(None)))
-        .err()
-        .map(JoinError::panicked)
-}
-
-impl<F: Future> RawTask for TaskCell<F> {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let aborted = self.join.as_ref().is_some_and(|join| join.is_aborted());
-        self.poll_unless(aborted, cx)
     }
 
     fn cancel(self: Pin<&mut Self>) {
