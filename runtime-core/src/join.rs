@@ -4,7 +4,6 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -102,10 +101,10 @@ pub(crate) trait Abortable: Send + Sync {
 /// would make a cycle.
 pub(crate) type AbortTarget = Weak<dyn Abortable>;
 
-/// State shared by a task and its handle.
+/// State shared by a task and its handle. Whether the task was aborted is the task's to
+/// know (its `TaskState`): the handle only tells it.
 pub(crate) struct JoinState<T> {
     stage: Mutex<Stage<T>>,
-    aborted: AtomicBool,
     task: AbortTarget,
 }
 
@@ -113,13 +112,8 @@ impl<T> JoinState<T> {
     pub(crate) fn new(task: AbortTarget) -> Arc<Self> {
         Arc::new(JoinState {
             stage: Mutex::new(Stage::Running(None)),
-            aborted: AtomicBool::new(false),
             task,
         })
-    }
-
-    pub(crate) fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
     }
 
     /// Stores the task's outcome and wakes whoever awaits the handle.
@@ -144,7 +138,6 @@ impl<T> JoinHandle<T> {
     /// Asks the task to stop: its future is dropped the next time its reactor gets to it, and
     /// the handle then yields a cancelled [`JoinError`]. Does nothing if the task has finished.
     pub fn abort(&self) {
-        self.state.aborted.store(true, Ordering::Release);
         if let Some(task) = self.state.task.upgrade() {
             task.wake_to_abort();
         }

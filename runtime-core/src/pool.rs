@@ -161,11 +161,12 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let join = JoinState::new(Weak::<PoolTask>::new());
+    let state = Arc::new(TaskState::queued());
+    let join = JoinState::new(Arc::downgrade(&state) as Weak<dyn Abortable>);
     let mut pending = Unfinished(Some(join.clone()));
     pool.push(Job::Run(Box::new(move || {
         let output = pending.0.take().expect("runs once");
-        if output.is_aborted() {
+        if state.begin_poll() {
             output.finish(Err(JoinError::cancelled()));
             return;
         }

@@ -207,9 +207,6 @@ impl<F: Future> RawTask for TaskCell<F> {
             return Poll::Ready(());
         }
         let mut this = self.project();
-        if this.join.is_none() {
-            return Poll::Ready(());
-        }
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };

@@ -57,3 +57,10 @@ impl TaskState {
         self.aborted.load(Ordering::Acquire)
     }
 }
+
+/// A task that is nothing but its state (a blocking job on the pool): an abort only marks it.
+impl crate::join::Abortable for TaskState {
+    fn wake_to_abort(self: std::sync::Arc<Self>) {
+        self.abort();
+    }
+}
