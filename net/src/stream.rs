@@ -1,6 +1,7 @@
 //! Connected stream sockets (TCP, Unix) and their owned halves, written once over a [`Family`].
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::Shutdown;
@@ -68,8 +69,8 @@ impl<S: Source, F: Family> Stream<S, F> {
     }
 
     /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` means the peer closed.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        ops::recv(&*self.source, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::recv(&*self.source, buf)
     }
 
     /// Reads into each buffer in turn with one syscall (or SQE).
@@ -78,13 +79,13 @@ impl<S: Source, F: Family> Stream<S, F> {
     }
 
     /// Writes some of `buf`'s initialised bytes; returns how many.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(&*self.source, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::send(&*self.source, buf)
     }
 
     /// Writes all of `buf`'s initialised bytes.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        ops::send_all(&*self.source, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        ops::send_all(&*self.source, buf)
     }
 
     /// Writes the buffers' initialised bytes in order with one syscall (or SQE); returns how
@@ -144,8 +145,8 @@ pub struct OwnedReadHalf<S: Source, F: Family> {
 
 impl<S: Source, F: Family> OwnedReadHalf<S, F> {
     /// As [`Stream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        ops::recv(&*self.source, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::recv(&*self.source, buf)
     }
 
     /// As [`Stream::readv`].
@@ -167,13 +168,13 @@ pub struct OwnedWriteHalf<S: Source, F: Family> {
 
 impl<S: Source, F: Family> OwnedWriteHalf<S, F> {
     /// As [`Stream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        ops::send(&*self.source, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::send(&*self.source, buf)
     }
 
     /// As [`Stream::write_all`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        ops::send_all(&*self.source, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        ops::send_all(&*self.source, buf)
     }
 
     /// As [`Stream::writev`].

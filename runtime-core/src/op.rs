@@ -194,6 +194,47 @@ impl<S: Source, T: Send + 'static> Drop for Op<'_, S, T> {
     }
 }
 
+/// An operation whose result becomes its caller's output as it completes.
+///
+/// The typed operations most polled (a receive, a send) return one rather than an `async fn`'s
+/// future: every poll then goes straight to the [`Op`], with no state machine around it to
+/// resume, and the output is made in the same poll.
+pub struct Then<'a, S: Source, T: Send + 'static, F> {
+    op: Op<'a, S, T>,
+    /// Makes the output; taken when the operation completes.
+    then: Option<F>,
+}
+
+impl<'a, S: Source, T: Send + 'static, F> Then<'a, S, T, F> {
+    /// `op`, whose result and memory `then` turns into the output.
+    pub fn new(op: Op<'a, S, T>, then: F) -> Self {
+        Then {
+            op,
+            then: Some(then),
+        }
+    }
+}
+
+impl<S: Source, T: Send + 'static, F, O> Future for Then<'_, S, T, F>
+where
+    F: FnOnce(io::Result<u32>, T) -> O + Unpin,
+{
+    type Output = O;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.get_mut();
+        let (res, data) = std::task::ready!(Pin::new(&mut this.op).poll(cx));
+        let then = this.then.take().expect("operation polled after completion");
+        Poll::Ready(then(res, data))
+    }
+}
+
+impl<S: Source, T: Send + 'static, F> std::fmt::Debug for Then<'_, S, T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.op.fmt(f)
+    }
+}
+
 impl<S: Source, T: Send + 'static> std::fmt::Debug for Op<'_, S, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Op").field("code", &self.code).finish()

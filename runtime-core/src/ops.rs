@@ -4,6 +4,7 @@
 //! pointer is derived by the `Op` itself, from the value it owns, where that value finally lives
 //! (so no later move of a `Box` it holds invalidates the pointers the kernel was given).
 
+use std::future::Future;
 use std::io;
 use std::mem;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -11,7 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Source;
 pub use crate::message::{recv_msg, send_msg, Received, ReceivedControl, RecvOptions, MAX_FDS};
-use crate::op::{Op, OpKind};
+use crate::op::{Op, OpKind, Then};
 use socket2::SockAddr;
 
 /// Largest length passed to one operation: results are `i32` on io_uring.
@@ -70,31 +71,41 @@ pub async fn connect<S: Source>(source: &S, addr: SockAddr) -> io::Result<()> {
 }
 
 /// Receives into `buf` (its whole capacity, from the start); returns the byte count, 0 at EOF.
-pub async fn recv<S: Source, B: IoBufMut>(source: &S, buf: B) -> BufResult<usize, B> {
+pub fn recv<S: Source, B: IoBufMut>(
+    source: &S,
+    buf: B,
+) -> impl Future<Output = BufResult<usize, B>> + '_ {
     let kind_of = |b: &mut B| OpKind::Recv {
         buf: b.stable_mut_ptr(),
         len: b.bytes_total().min(MAX_LEN) as u32,
     };
     // SAFETY: `IoBufMut` promises the pointer stays valid for `bytes_total` bytes while `buf`
     // lives and moves, and the op owns `buf`.
-    let (res, mut buf) = unsafe { Op::new(source, buf, kind_of) }.await;
-    let res = res.map(|n| {
-        // SAFETY: the kernel wrote `n <= bytes_total` bytes from the start of the buffer.
-        unsafe { buf.set_init(n as usize) };
-        n as usize
-    });
-    BufResult(res, buf)
+    let op = unsafe { Op::new(source, buf, kind_of) };
+    Then::new(op, |res: io::Result<u32>, mut buf: B| {
+        let res = res.map(|n| {
+            // SAFETY: the kernel wrote `n <= bytes_total` bytes from the start of the buffer.
+            unsafe { buf.set_init(n as usize) };
+            n as usize
+        });
+        BufResult(res, buf)
+    })
 }
 
 /// Sends the initialised bytes of `buf`; returns how many were sent.
-pub async fn send<S: Source, B: IoBuf>(source: &S, buf: B) -> BufResult<usize, B> {
+pub fn send<S: Source, B: IoBuf>(
+    source: &S,
+    buf: B,
+) -> impl Future<Output = BufResult<usize, B>> + '_ {
     let kind_of = |b: &mut B| OpKind::Send {
         buf: b.stable_ptr(),
         len: b.bytes_init().min(MAX_LEN) as u32,
     };
     // SAFETY: `IoBuf` promises the pointer stays valid for `bytes_init` bytes while `buf` lives.
-    let (res, buf) = unsafe { Op::new(source, buf, kind_of) }.await;
-    BufResult(res.map(|n| n as usize), buf)
+    let op = unsafe { Op::new(source, buf, kind_of) };
+    Then::new(op, |res: io::Result<u32>, buf: B| {
+        BufResult(res.map(|n| n as usize), buf)
+    })
 }
 
 /// Sends all the initialised bytes of `buf`, in as many sends as it takes. A send that takes
