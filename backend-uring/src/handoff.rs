@@ -28,7 +28,10 @@ pub(crate) enum Handoff {
     /// `cell`.
     Migrate { key: usize, cell: Arc<HandoffOp> },
     /// The operation `key` of the op table was dropped on another thread.
-    Abandon { key: usize, abandoned: Abandoned },
+    Abandon {
+        key: usize,
+        abandoned: Box<Abandoned>,
+    },
     /// Cancel `cell`'s operation if the kernel still has it.
     Cancel(Arc<HandoffOp>),
     /// A socket dropped on another thread: cancel its multishot receive if armed, then close it.
@@ -48,7 +51,7 @@ impl Handoff {
             Handoff::Migrate { cell, .. } if drained => cell.complete(-libc::ECANCELED).run(),
             // The kernel may still write into the operation's memory: never give it back.
             Handoff::Migrate { cell, .. } => std::mem::forget(cell),
-            Handoff::Abandon { abandoned, .. } if drained => abandoned.finish(-libc::ECANCELED),
+            Handoff::Abandon { abandoned, .. } if drained => (*abandoned).finish(-libc::ECANCELED),
             Handoff::Abandon { abandoned, .. } => std::mem::forget(abandoned),
             Handoff::Cancel(_) => {}
             // Nothing queued for the fd can reach a kernel any more.
@@ -137,7 +140,7 @@ impl HandoffOp {
 
     /// The future is gone: keep `abandoned` until the CQE. Returns `true` if the operation may
     /// still be in flight (the caller should have it cancelled).
-    pub(crate) fn abandon(&self, abandoned: Abandoned) -> bool {
+    pub(crate) fn abandon(&self, abandoned: Box<Abandoned>) -> bool {
         let (deferred, in_flight) = self.life.lock().abandon(abandoned);
         deferred.run();
         in_flight

@@ -13,7 +13,7 @@ pub(crate) enum Lifecycle {
     Waiting(Waker),
     /// Its future was dropped before the CQE: the memory the kernel may still use is kept here
     /// until the CQE arrives, and what the kernel produced goes to the socket's salvage.
-    Abandoned(Abandoned),
+    Abandoned(Box<Abandoned>),
     /// The CQE arrived with this result; the future has not seen it yet.
     Completed(i32),
 }
@@ -26,7 +26,7 @@ pub(crate) enum Deferred {
     Nothing,
     Wake(Waker),
     Drop(Waker),
-    Finish(Abandoned, i32),
+    Finish(Box<Abandoned>, i32),
     /// A migrated operation's result, for its cell.
     Complete(Arc<HandoffOp>, i32),
 }
@@ -37,7 +37,7 @@ impl Deferred {
             Deferred::Nothing => {}
             Deferred::Wake(waker) => waker.wake(),
             Deferred::Drop(waker) => drop(waker),
-            Deferred::Finish(abandoned, result) => abandoned.finish(result),
+            Deferred::Finish(abandoned, result) => (*abandoned).finish(result),
             Deferred::Complete(cell, result) => cell.complete(result).run(),
         }
     }
@@ -76,7 +76,7 @@ impl Lifecycle {
     /// unlocking (the replaced waker's drop, or the freeing of the memory if the result had
     /// come), and whether the kernel still has the operation (the caller should cancel it;
     /// otherwise the operation is over).
-    pub(crate) fn abandon(&mut self, abandoned: Abandoned) -> (Deferred, bool) {
+    pub(crate) fn abandon(&mut self, abandoned: Box<Abandoned>) -> (Deferred, bool) {
         if let Lifecycle::Completed(res) = *self {
             return (Deferred::Finish(abandoned, res), false);
         }

@@ -96,7 +96,7 @@ impl OpTable {
     /// run after the borrow, and whether a cancel could still stop the operation: the kernel
     /// has it, and it is not a zero-copy send whose result came, which only waits for its
     /// notification (kept until then either way).
-    pub(crate) fn abandon(&mut self, key: usize, abandoned: Abandoned) -> (Deferred, bool) {
+    pub(crate) fn abandon(&mut self, key: usize, abandoned: Box<Abandoned>) -> (Deferred, bool) {
         let Some(Entry {
             slot: Slot::Here(life),
             sent,

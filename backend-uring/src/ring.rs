@@ -282,7 +282,7 @@ impl Ring {
     }
 
     /// The future of the operation `key` is gone; `abandoned` keeps its memory.
-    pub(crate) fn abandon(&self, key: usize, abandoned: Abandoned) {
+    pub(crate) fn abandon(&self, key: usize, abandoned: Box<Abandoned>) {
         let (deferred, cancellable) = self.ops.borrow_mut().abandon(key, abandoned);
         if cancellable {
             self.push_cancel(UserData::Op(key).encode());

@@ -32,7 +32,9 @@ struct KeptKind(OpKind);
 // `Send`.
 unsafe impl Send for KeptKind {}
 
-/// An operation whose future is gone, waiting for its CQE.
+/// An operation whose future is gone, waiting for its CQE. Always boxed: it is made only on the
+/// cancel path, and as a pointer it keeps every lifecycle, op-table entry and deferred work
+/// item small, where they are moved on every operation.
 pub(crate) struct Abandoned {
     kind: KeptKind,
     salvage: Arc<Salvage>,
@@ -46,14 +48,14 @@ impl Abandoned {
         code: &OpCode,
         salvage: Arc<Salvage>,
         keep_alive: Box<dyn Any + Send>,
-    ) -> Self {
+    ) -> Box<Self> {
         let kind = *code.kind();
         salvage.begin(&kind);
-        Abandoned {
+        Box::new(Abandoned {
             kind: KeptKind(kind),
             salvage,
             keep_alive,
-        }
+        })
     }
 
     /// The kernel finished the operation with `result`: keep what it produced, free the memory.
