@@ -74,6 +74,12 @@ impl Load {
     pub(crate) fn busy(&self) -> bool {
         self.busy.load(Ordering::Relaxed)
     }
+
+    /// Sets the load as a reap would have.
+    #[cfg(test)]
+    pub(crate) fn set_busy(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Relaxed);
+    }
 }
 
 /// A part of a buffer the kernel filled, partly read perhaps.
@@ -170,6 +176,12 @@ impl RecvQueue {
     pub(crate) fn holds(&self) -> bool {
         let st = self.state.lock();
         st.armed || !st.filled.is_empty()
+    }
+
+    /// How many filled buffers wait to be read.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.state.lock().filled.len()
     }
 
     fn user_data(self: &Arc<Self>) -> u64 {

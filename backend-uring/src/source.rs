@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -24,13 +25,21 @@ pub struct RingSource {
     /// `None` only while dropping.
     fd: Option<OwnedFd>,
     owner: Arc<RingShared>,
-    salvage: Arc<Salvage>,
+    /// What its dropped operations got, made by the first drop of an operation in flight: a
+    /// socket that never drops one never touches memory of its own beyond this struct for it.
+    salvage: OnceLock<Arc<Salvage>>,
     /// Bytes its multishot receive got and no read took yet (`None` without provided buffers,
     /// and while dropping).
     received: Option<Arc<RecvQueue>>,
     /// Whether its sends may be zero-copy (a TCP socket: the kernel refuses `SEND_ZC` on
     /// others), found on its first large send.
     zero_copy: OnceLock<bool>,
+    /// The last read the receive queue answered on the owning reactor was a `Recv` it sent to
+    /// a late receive, and no read elsewhere came after it: the queue was empty with no
+    /// receive armed, and only a read on the owning reactor arms one. So while the reactor is
+    /// busy, the next `Recv` there receives late without taking the queue's lock, whose
+    /// memory a busy reactor with many sockets finds cold on every request.
+    late_reads: AtomicBool,
 }
 
 impl std::fmt::Debug for RingSource {
@@ -87,9 +96,10 @@ impl RingSource {
         RingSource {
             fd: Some(fd),
             owner,
-            salvage: Arc::default(),
+            salvage: OnceLock::new(),
             received,
             zero_copy: OnceLock::new(),
+            late_reads: AtomicBool::new(false),
         }
     }
 
@@ -119,6 +129,26 @@ impl RingSource {
         }
     }
 
+    /// The socket's salvage, made on first use.
+    fn salvage(&self) -> Arc<Salvage> {
+        self.salvage.get_or_init(Arc::default).clone()
+    }
+
+    /// What dropped operations kept for an operation of `kind`, if any (see [`Salvage::take`]).
+    ///
+    /// # Safety
+    /// As [`Salvage::take`]'s.
+    unsafe fn take_salvaged(
+        &self,
+        kind: &OpKind,
+        waker: &std::task::Waker,
+    ) -> Option<Poll<io::Result<u32>>> {
+        // SAFETY: the caller's promise.
+        self.salvage
+            .get()
+            .and_then(|s| unsafe { s.take(kind, waker) })
+    }
+
     /// The owning ring, if the calling thread is its reactor.
     fn on_owner<R>(&self, f: impl FnOnce(&Ring) -> R) -> Option<R> {
         with_current(|ring| (ring.id() == self.owner.id).then(|| f(ring))).flatten()
@@ -127,7 +157,8 @@ impl RingSource {
     /// Whether the runtime holds bytes or connections received for this socket that no caller
     /// took, or may still receive some (an armed multishot receive, an abandoned read).
     fn holds_received(&self) -> bool {
-        self.salvage.holds() || self.received.as_ref().is_some_and(|q| q.holds())
+        self.salvage.get().is_some_and(|s| s.holds())
+            || self.received.as_ref().is_some_and(|q| q.holds())
     }
 
     fn owner_is_current(&self) -> bool {
@@ -192,9 +223,17 @@ impl RingSource {
         };
         let on_owner = self.owner_is_current();
         let busy = self.owner.load.busy();
+        let recv = matches!(kind, OpKind::Recv { .. });
+        if recv && busy && on_owner && !lent && self.late_reads.load(Ordering::Relaxed) {
+            // What `poll_read` would answer (`late_reads`), or, if the kernel has refused a
+            // multishot receive since, a one-shot receive: the same receive, counted apart.
+            return Received::Late;
+        }
         // SAFETY: the caller's promise.
         let step =
             unsafe { queue.poll_read(self.as_raw_fd(), kind, cx.waker(), on_owner, busy, lent) };
+        let late = recv && on_owner && matches!(step, Err(Step::Late));
+        self.late_reads.store(late, Ordering::Relaxed);
         match step {
             Ok(poll) => Received::Answered(poll),
             Err(Step::Arm(entry)) => {
@@ -274,7 +313,7 @@ unsafe impl Source for RingSource {
         match state {
             RingOpState::Idle => {
                 // SAFETY: `code`'s pointers are valid for its access (the `OpCode` invariant).
-                if let Some(kept) = unsafe { self.salvage.take(code.kind(), cx.waker()) } {
+                if let Some(kept) = unsafe { self.take_salvaged(code.kind(), cx.waker()) } {
                     self.count_salvaged(&kept);
                     return kept;
                 }
@@ -334,7 +373,7 @@ unsafe impl Source for RingSource {
             // SAFETY: the lent pointers are valid until `with_kind` returns; the salvage and the
             // receive queue copy into them synchronously and keep no pointer.
             let res = unsafe {
-                match self.salvage.take(kind, cx.waker()) {
+                match self.take_salvaged(kind, cx.waker()) {
                     Some(kept) => {
                         self.count_salvaged(&kept);
                         Some(kept)
@@ -355,7 +394,7 @@ unsafe impl Source for RingSource {
         match std::mem::take(state) {
             RingOpState::Idle => {}
             RingOpState::Local(key) => {
-                let abandoned = Abandoned::new(code, self.salvage.clone(), keep_alive);
+                let abandoned = Abandoned::new(code, self.salvage(), keep_alive);
                 if self.owner_is_current() {
                     self.on_owner(|ring| ring.abandon(key, abandoned));
                 } else {
@@ -363,7 +402,7 @@ unsafe impl Source for RingSource {
                 }
             }
             RingOpState::Handoff(op) => {
-                let abandoned = Abandoned::new(code, self.salvage.clone(), keep_alive);
+                let abandoned = Abandoned::new(code, self.salvage(), keep_alive);
                 if op.0.abandon(abandoned) {
                     // The reactor decides whether the kernel still has it.
                     self.owner.send(Handoff::Cancel(op.0));
@@ -382,5 +421,82 @@ impl Drop for RingSource {
         } else {
             self.owner.send(Handoff::Release { fd, received });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use runtime_core::{ops, BufResult, Source};
+
+    use super::RingSource;
+    use crate::driver::RingDriver;
+    use crate::ring::with_current;
+    use crate::setup::RingConfig;
+
+    /// Sets the reactor's load, as its next reap would.
+    fn set_busy(busy: bool) {
+        with_current(|ring| ring.shared.load.set_busy(busy)).expect("on the reactor");
+    }
+
+    /// One read of `source`, which must not wait for more bytes than were sent.
+    async fn read(source: &RingSource) -> Vec<u8> {
+        let read = ops::recv(source, Vec::with_capacity(64));
+        let BufResult(res, buf) = runtime_core::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the read waited for new bytes while received ones were queued");
+        res.expect("the read");
+        buf
+    }
+
+    /// A read that received late while the reactor was busy lets the socket's next busy read
+    /// skip the receive queue (`late_reads`), but a quiet read that arms a multishot receive
+    /// ends that: the bytes that receive queues are read first, never overtaken by a late
+    /// receive sent to the kernel.
+    #[test]
+    fn a_late_read_never_overtakes_bytes_a_multishot_receive_queued() {
+        let driver = match RingDriver::new(&RingConfig::default()) {
+            Ok(d) => d,
+            Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
+        };
+        runtime_core::block_on(driver, async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (ours, _) = listener.accept().unwrap();
+            let source = RingSource::new(OwnedFd::from(ours)).unwrap();
+            let Some(queue) = source.received.clone() else {
+                return eprintln!("skipped: no provided buffers on this kernel");
+            };
+
+            peer.write_all(b"one").unwrap();
+            set_busy(true);
+            assert_eq!(read(&source).await, b"one");
+            assert!(
+                source.late_reads.load(Ordering::Relaxed),
+                "the busy read did not receive late"
+            );
+
+            set_busy(false);
+            peer.write_all(b"two").unwrap();
+            assert_eq!(read(&source).await, b"two");
+
+            peer.write_all(b"three").unwrap();
+            let queued = async {
+                while queue.queued() == 0 {
+                    runtime_core::yield_now().await;
+                }
+            };
+            runtime_core::timeout(Duration::from_secs(5), queued)
+                .await
+                .expect("the armed multishot receive did not queue the bytes");
+            set_busy(true);
+            assert_eq!(read(&source).await, b"three");
+        })
+        .unwrap();
     }
 }
