@@ -148,6 +148,20 @@ impl<'a, S: Source, T: Send + 'static> Op<'a, S, T> {
             data: Some(data),
         }
     }
+
+    /// The source it is polled through.
+    pub(crate) fn source(&self) -> &'a S {
+        self.source
+    }
+
+    /// Its memory back if it was never started (never reached its source), so that nothing
+    /// can still use that memory; `None` once started.
+    pub(crate) fn take_unstarted(&mut self) -> Option<T> {
+        match self.code {
+            None => self.data.take(),
+            Some(_) => None,
+        }
+    }
 }
 
 // The op never pins `data`: the kernel sees only the heap memory `data` owns, which stays put

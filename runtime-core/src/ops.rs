@@ -8,8 +8,10 @@ use std::future::Future;
 use std::io;
 use std::mem;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::driver::Source;
 pub use crate::message::{recv_msg, send_msg, Received, ReceivedControl, RecvOptions, MAX_FDS};
 use crate::op::{Op, OpKind, Then};
@@ -92,40 +94,85 @@ pub fn recv<S: Source, B: IoBufMut>(
     })
 }
 
-/// Sends the initialised bytes of `buf`; returns how many were sent.
-pub fn send<S: Source, B: IoBuf>(
-    source: &S,
-    buf: B,
-) -> impl Future<Output = BufResult<usize, B>> + '_ {
+/// The operation that sends the initialised bytes of `buf`.
+fn send_op<S: Source, B: IoBuf>(source: &S, buf: B) -> Op<'_, S, B> {
     let kind_of = |b: &mut B| OpKind::Send {
         buf: b.stable_ptr(),
         len: b.bytes_init().min(MAX_LEN) as u32,
     };
     // SAFETY: `IoBuf` promises the pointer stays valid for `bytes_init` bytes while `buf` lives.
-    let op = unsafe { Op::new(source, buf, kind_of) };
-    Then::new(op, |res: io::Result<u32>, buf: B| {
+    unsafe { Op::new(source, buf, kind_of) }
+}
+
+/// Sends the initialised bytes of `buf`; returns how many were sent.
+pub fn send<S: Source, B: IoBuf>(
+    source: &S,
+    buf: B,
+) -> impl Future<Output = BufResult<usize, B>> + '_ {
+    Then::new(send_op(source, buf), |res: io::Result<u32>, buf: B| {
         BufResult(res.map(|n| n as usize), buf)
     })
 }
 
 /// Sends all the initialised bytes of `buf`, in as many sends as it takes. A send that takes
 /// nothing is a `WriteZero` error.
-pub async fn send_all<S: Source, B: IoBuf>(source: &S, mut buf: B) -> BufResult<(), B> {
+pub fn send_all<S: Source, B: IoBuf>(source: &S, buf: B) -> SendAll<'_, S, B> {
     let total = buf.bytes_init();
-    let mut written = 0;
-    while written < total {
-        let BufResult(res, slice) = send(source, buf.slice(written..total)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let err = io::Error::new(io::ErrorKind::WriteZero, "peer accepted no more bytes");
-                return BufResult(Err(err), buf);
+    SendAll {
+        op: send_op(source, buf.slice(..total)),
+        total,
+        written: 0,
+    }
+}
+
+/// The future of [`send_all`]: one send at a time, each of the bytes the ones before left.
+/// (Written out rather than an `async fn` so that a poll goes straight to the send.)
+pub struct SendAll<'a, S: Source, B: IoBuf> {
+    /// The send of the bytes from `written` on.
+    op: Op<'a, S, Slice<B>>,
+    total: usize,
+    /// Bytes sent by the sends before `op`.
+    written: usize,
+}
+
+impl<S: Source, B: IoBuf> Future for SendAll<'_, S, B> {
+    type Output = BufResult<(), B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.total == 0 {
+            // Nothing to send: no send is made.
+            let slice = this.op.take_unstarted().expect("polled after completion");
+            return Poll::Ready(BufResult(Ok(()), slice.into_inner()));
+        }
+        loop {
+            let (res, slice) = std::task::ready!(Pin::new(&mut this.op).poll(cx));
+            let buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let err =
+                        io::Error::new(io::ErrorKind::WriteZero, "peer accepted no more bytes");
+                    return Poll::Ready(BufResult(Err(err), buf));
+                }
+                Ok(n) => this.written += n as usize,
+                Err(e) => return Poll::Ready(BufResult(Err(e), buf)),
             }
-            Ok(n) => written += n,
-            Err(e) => return BufResult(Err(e), buf),
+            if this.written >= this.total {
+                return Poll::Ready(BufResult(Ok(()), buf));
+            }
+            let rest = buf.slice(this.written..this.total);
+            this.op = send_op(this.op.source(), rest);
         }
     }
-    BufResult(Ok(()), buf)
+}
+
+impl<S: Source, B: IoBuf> std::fmt::Debug for SendAll<'_, S, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendAll")
+            .field("total", &self.total)
+            .field("written", &self.written)
+            .finish()
+    }
 }
 
 /// The memory of a vectored operation: the buffers, their iovecs and the message header.

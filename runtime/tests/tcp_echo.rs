@@ -2,8 +2,11 @@
 
 mod common;
 
-use common::{raise_fd_limit, spawn_echo_server};
+use std::time::Duration;
+
+use common::{pair, raise_fd_limit, spawn_echo_server};
 use runtime::net::TcpStream;
+use runtime::time::timeout;
 use runtime::BufResult;
 
 /// A deterministic byte pattern that differs at every offset of a 251-byte period.
@@ -42,6 +45,41 @@ async fn echo_one_mebibyte_in_odd_chunks() {
     writer.await.expect("writer task");
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "echoed bytes differ from what was sent");
+}
+
+/// A write far larger than the socket's send buffer goes out in many sends, each of the bytes
+/// the ones before left, and arrives whole and in order; an empty write sends nothing and is no
+/// error.
+#[runtime::test]
+async fn write_all_far_larger_than_the_send_buffer_arrives_whole() {
+    let (writer, reader) = pair().await;
+    let data = pattern(8 << 20);
+    let expected = data.clone();
+    let reading = runtime::spawn(async move {
+        let mut got = Vec::with_capacity(expected.len());
+        let mut buf = vec![0u8; 65536];
+        while got.len() < expected.len() {
+            let BufResult(res, b) = reader.read(buf).await;
+            let n = res.expect("read");
+            assert!(n > 0, "the writer closed after {} bytes", got.len());
+            got.extend_from_slice(&b[..n]);
+            buf = b;
+        }
+        assert!(got == expected, "the bytes arrived changed or out of order");
+    });
+    let BufResult(res, back) = timeout(Duration::from_secs(60), writer.write_all(data))
+        .await
+        .expect("the write ended");
+    res.expect("write_all");
+    assert_eq!(back.len(), 8 << 20, "the buffer came back whole");
+    timeout(Duration::from_secs(60), reading)
+        .await
+        .expect("the reader ended")
+        .expect("reader");
+
+    let BufResult(res, back) = writer.write_all(Vec::new()).await;
+    res.expect("an empty write is no error");
+    assert!(back.is_empty());
 }
 
 #[runtime::test]
