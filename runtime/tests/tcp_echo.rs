@@ -5,13 +5,27 @@ mod common;
 use std::time::Duration;
 
 use common::{pair, raise_fd_limit, spawn_echo_server};
-use runtime::net::TcpStream;
+use runtime::net::{OwnedReadHalf, TcpStream};
 use runtime::time::timeout;
 use runtime::BufResult;
 
 /// A deterministic byte pattern that differs at every offset of a 251-byte period.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Reads `len` bytes, `chunk` at a time; panics if the peer closes first.
+async fn read_exactly(read_half: &OwnedReadHalf, len: usize, chunk: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(len);
+    let mut buf = vec![0u8; chunk];
+    while got.len() < len {
+        let BufResult(res, b) = read_half.read(buf).await;
+        let n = res.expect("read");
+        assert!(n > 0, "the peer closed after {} bytes", got.len());
+        got.extend_from_slice(&b[..n]);
+        buf = b;
+    }
+    got
 }
 
 #[runtime::test]
@@ -33,15 +47,7 @@ async fn echo_one_mebibyte_in_odd_chunks() {
         }
         write_half
     });
-    let mut got = Vec::with_capacity(expected.len());
-    let mut buf = vec![0u8; 3001];
-    while got.len() < expected.len() {
-        let BufResult(res, b) = read_half.read(buf).await;
-        let n = res.expect("read");
-        assert!(n > 0, "server closed early after {} bytes", got.len());
-        got.extend_from_slice(&b[..n]);
-        buf = b;
-    }
+    let got = read_exactly(&read_half, expected.len(), 3001).await;
     writer.await.expect("writer task");
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "echoed bytes differ from what was sent");
@@ -53,18 +59,11 @@ async fn echo_one_mebibyte_in_odd_chunks() {
 #[runtime::test]
 async fn write_all_far_larger_than_the_send_buffer_arrives_whole() {
     let (writer, reader) = pair().await;
+    let (reader, _) = reader.into_split();
     let data = pattern(8 << 20);
     let expected = data.clone();
     let reading = runtime::spawn(async move {
-        let mut got = Vec::with_capacity(expected.len());
-        let mut buf = vec![0u8; 65536];
-        while got.len() < expected.len() {
-            let BufResult(res, b) = reader.read(buf).await;
-            let n = res.expect("read");
-            assert!(n > 0, "the writer closed after {} bytes", got.len());
-            got.extend_from_slice(&b[..n]);
-            buf = b;
-        }
+        let got = read_exactly(&reader, expected.len(), 65536).await;
         assert!(got == expected, "the bytes arrived changed or out of order");
     });
     let BufResult(res, back) = timeout(Duration::from_secs(60), writer.write_all(data))
