@@ -213,6 +213,7 @@ impl<S: Source, T: Send + 'static> Drop for Op<'_, S, T> {
 /// The typed operations most polled (a receive, a send) return one rather than an `async fn`'s
 /// future: every poll then goes straight to the [`Op`], with no state machine around it to
 /// resume, and the output is made in the same poll.
+#[must_use = "futures do nothing unless polled"]
 pub struct Then<'a, S: Source, T: Send + 'static, F> {
     op: Op<'a, S, T>,
     /// Makes the output; taken when the operation completes.

@@ -127,6 +127,7 @@ pub fn send_all<S: Source, B: IoBuf>(source: &S, buf: B) -> SendAll<'_, S, B> {
 
 /// The future of [`send_all`]: one send at a time, each of the bytes the ones before left.
 /// (Written out rather than an `async fn` so that a poll goes straight to the send.)
+#[must_use = "futures do nothing unless polled"]
 pub struct SendAll<'a, S: Source, B: IoBuf> {
     /// The send of the bytes from `written` on.
     op: Op<'a, S, Slice<B>>,
