@@ -214,7 +214,7 @@ impl<S: Source, T: Send + 'static> Drop for Op<'_, S, T> {
 /// future: every poll then goes straight to the [`Op`], with no state machine around it to
 /// resume, and the output is made in the same poll.
 #[must_use = "futures do nothing unless polled"]
-pub struct Then<'a, S: Source, T: Send + 'static, F> {
+pub(crate) struct Then<'a, S: Source, T: Send + 'static, F> {
     op: Op<'a, S, T>,
     /// Makes the output; taken when the operation completes.
     then: Option<F>,
@@ -222,7 +222,7 @@ pub struct Then<'a, S: Source, T: Send + 'static, F> {
 
 impl<'a, S: Source, T: Send + 'static, F> Then<'a, S, T, F> {
     /// `op`, whose result and memory `then` turns into the output.
-    pub fn new(op: Op<'a, S, T>, then: F) -> Self {
+    pub(crate) fn new(op: Op<'a, S, T>, then: F) -> Self {
         Then {
             op,
             then: Some(then),

@@ -121,7 +121,6 @@ pub fn send_all<S: Source, B: IoBuf>(source: &S, buf: B) -> SendAll<'_, S, B> {
     SendAll {
         op: send_op(source, buf.slice(..total)),
         total,
-        written: 0,
     }
 }
 
@@ -129,11 +128,9 @@ pub fn send_all<S: Source, B: IoBuf>(source: &S, buf: B) -> SendAll<'_, S, B> {
 /// (Written out rather than an `async fn` so that a poll goes straight to the send.)
 #[must_use = "futures do nothing unless polled"]
 pub struct SendAll<'a, S: Source, B: IoBuf> {
-    /// The send of the bytes from `written` on.
+    /// The send of the bytes the sends before it left: its slice starts where they ended.
     op: Op<'a, S, Slice<B>>,
     total: usize,
-    /// Bytes sent by the sends before `op`.
-    written: usize,
 }
 
 impl<S: Source, B: IoBuf> Future for SendAll<'_, S, B> {
@@ -148,20 +145,21 @@ impl<S: Source, B: IoBuf> Future for SendAll<'_, S, B> {
         }
         loop {
             let (res, slice) = std::task::ready!(Pin::new(&mut this.op).poll(cx));
+            let from = slice.begin();
             let buf = slice.into_inner();
-            match res {
+            let written = match res {
                 Ok(0) => {
                     let err =
                         io::Error::new(io::ErrorKind::WriteZero, "peer accepted no more bytes");
                     return Poll::Ready(BufResult(Err(err), buf));
                 }
-                Ok(n) => this.written += n as usize,
+                Ok(n) => from + n as usize,
                 Err(e) => return Poll::Ready(BufResult(Err(e), buf)),
-            }
-            if this.written >= this.total {
+            };
+            if written >= this.total {
                 return Poll::Ready(BufResult(Ok(()), buf));
             }
-            let rest = buf.slice(this.written..this.total);
+            let rest = buf.slice(written..this.total);
             this.op = send_op(this.op.source(), rest);
         }
     }
@@ -170,8 +168,8 @@ impl<S: Source, B: IoBuf> Future for SendAll<'_, S, B> {
 impl<S: Source, B: IoBuf> std::fmt::Debug for SendAll<'_, S, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendAll")
+            .field("op", &self.op)
             .field("total", &self.total)
-            .field("written", &self.written)
             .finish()
     }
 }
