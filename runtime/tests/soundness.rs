@@ -322,3 +322,57 @@ async fn a_socket_dropped_on_the_pool_is_closed_after_its_queued_writes() {
         misdelivered.len()
     );
 }
+
+/// A `write_all` dropped between its sends: the peer reads nothing (both socket buffers are
+/// tiny), so the first send takes what fits and the next one waits in the kernel for room. The
+/// dropped write's buffer stays alive until the kernel is done with it, so memory the program
+/// allocates and scribbles on meanwhile never reaches the peer: what arrives is a prefix of
+/// what was written.
+#[runtime::test]
+async fn a_write_all_dropped_between_its_sends_keeps_its_buffer() {
+    const LEN: usize = 4 << 20;
+    const SCRIBBLE: usize = 64 << 10;
+    let (client, server) = pair().await;
+    socket2::SockRef::from(&server)
+        .set_recv_buffer_size(4096)
+        .expect("SO_RCVBUF");
+    // Little queued in the sender too, so that the peer drains it quickly at the end.
+    socket2::SockRef::from(&client)
+        .set_send_buffer_size(4096)
+        .expect("SO_SNDBUF");
+    let data: Vec<u8> = (0..LEN).map(|i| common::stream_byte(1, i)).collect();
+    let mut write = Box::pin(client.write_all(data));
+    for _ in 0..3 {
+        let polled = common::poll_once(write.as_mut()).await;
+        assert!(polled.is_none(), "4 MiB went to a peer that reads nothing");
+        runtime::yield_now().await;
+    }
+    drop(write);
+    // Memory freed while the kernel still held it would be handed out here, and scribbled on.
+    let mut scribbled = Vec::new();
+    for _ in 0..64 {
+        runtime::yield_now().await;
+        scribbled.push(vec![0xEEu8; SCRIBBLE]);
+    }
+    drop(client);
+    let mut at = 0;
+    loop {
+        let BufResult(res, b) =
+            runtime::time::timeout(Duration::from_secs(30), server.read(vec![0u8; SCRIBBLE]))
+                .await
+                .expect("the peer's bytes end");
+        let n = res.expect("read");
+        if n == 0 {
+            break;
+        }
+        for (k, &byte) in b[..n].iter().enumerate() {
+            assert_eq!(byte, common::stream_byte(1, at + k), "byte {}", at + k);
+        }
+        at += n;
+    }
+    assert!(
+        0 < at && at < LEN,
+        "the write sent {at} bytes before its drop"
+    );
+    drop(scribbled);
+}
