@@ -141,12 +141,10 @@ impl<F: Future + 'static> Abortable for Task<F> {
 impl<F: Future> Drop for Task<F> {
     fn drop(&mut self) {
         // A task dropped before its reactor placed it (the reactor had shut down): its handle
-        // reports cancellation. Placed tasks get here with their cell already spent.
-        let cell = self.cell.get_mut();
-        if !cell.is_over() {
-            // SAFETY: the cell is about to be dropped in place and is not moved before that.
-            unsafe { Pin::new_unchecked(cell) }.cancel();
-        }
+        // reports cancellation. Placed tasks get here with their cell already spent, which
+        // `cancel` leaves alone.
+        // SAFETY: the cell is about to be dropped in place and is not moved before that.
+        unsafe { Pin::new_unchecked(self.cell.get_mut()) }.cancel();
     }
 }
 
