@@ -123,6 +123,17 @@ impl RingSource {
         }
     }
 
+    /// As [`count`](Self::count), from the owning reactor's thread only: without a locked
+    /// instruction, for what is counted on every request.
+    fn count_on_owner(
+        &self,
+        counter: impl FnOnce(&runtime_core::Metrics) -> &runtime_core::metrics::Counter,
+    ) {
+        if let Some(reactor) = self.owner.reactor.get() {
+            counter(reactor.metrics()).add_local(1);
+        }
+    }
+
     fn count_salvaged(&self, kept: &Poll<io::Result<u32>>) {
         if kept.is_ready() {
             self.count(|m| &m.salvaged);
@@ -252,7 +263,8 @@ enum Received {
     Answered(Poll<io::Result<u32>>),
     /// A read for a one-shot receive.
     OneShot,
-    /// A read for a one-shot receive because the reactor is busy (a late receive).
+    /// A read for a one-shot receive because the reactor is busy (a late receive). Only on
+    /// the owning reactor: only a read there may arm a receive, which a late one replaces.
     Late,
     /// Not a read: the queue has no part in it.
     NotARead,
@@ -321,7 +333,7 @@ unsafe impl Source for RingSource {
                 match unsafe { self.read_received(code.kind(), cx, false) } {
                     Received::Answered(done) => return done,
                     Received::OneShot => self.count(|m| &m.one_shot_receives),
-                    Received::Late => self.count(|m| &m.late_receives),
+                    Received::Late => self.count_on_owner(|m| &m.late_receives),
                     Received::NotARead => {}
                 }
                 let message = matches!(code.kind(), OpKind::RecvMessage { .. });
