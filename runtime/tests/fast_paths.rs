@@ -262,25 +262,9 @@ fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification()
             }
             drop(write);
             // Memory freed too early (when the send's result comes, before its notification)
-            // would be handed out here, and scribbled on.
-            let mut scribbled = Vec::new();
-            for _ in 0..64 {
-                runtime::yield_now().await;
-                scribbled.push(vec![0xEEu8; CHUNK]);
-            }
-            drop(client);
-            let mut at = 0;
-            loop {
-                let BufResult(res, b) = server.read(vec![0u8; CHUNK]).await;
-                let n = res.expect("read");
-                if n == 0 {
-                    break;
-                }
-                for (k, &byte) in b[..n].iter().enumerate() {
-                    assert_eq!(byte, common::stream_byte(0, at + k), "byte {}", at + k);
-                }
-                at += n;
-            }
+            // would be handed out and scribbled on here.
+            let (at, scribbled) =
+                common::scribble_and_read_what_arrived(client, &server, 0, CHUNK).await;
             let counted = common::totals().since(&before);
             assert_eq!(counted.zero_copy_sends, 1, "{counted:?}");
             assert!(

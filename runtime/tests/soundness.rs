@@ -348,28 +348,8 @@ async fn a_write_all_dropped_between_its_sends_keeps_its_buffer() {
         runtime::yield_now().await;
     }
     drop(write);
-    // Memory freed while the kernel still held it would be handed out here, and scribbled on.
-    let mut scribbled = Vec::new();
-    for _ in 0..64 {
-        runtime::yield_now().await;
-        scribbled.push(vec![0xEEu8; SCRIBBLE]);
-    }
-    drop(client);
-    let mut at = 0;
-    loop {
-        let BufResult(res, b) =
-            runtime::time::timeout(Duration::from_secs(30), server.read(vec![0u8; SCRIBBLE]))
-                .await
-                .expect("the peer's bytes end");
-        let n = res.expect("read");
-        if n == 0 {
-            break;
-        }
-        for (k, &byte) in b[..n].iter().enumerate() {
-            assert_eq!(byte, common::stream_byte(1, at + k), "byte {}", at + k);
-        }
-        at += n;
-    }
+    let (at, scribbled) =
+        common::scribble_and_read_what_arrived(client, &server, 1, SCRIBBLE).await;
     assert!(
         0 < at && at < LEN,
         "the write sent {at} bytes before its drop"

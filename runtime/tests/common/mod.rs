@@ -350,3 +350,38 @@ pub async fn owned_round_trips(stream: TcpStream, messages: Vec<Vec<u8>>) -> Vec
     }
     replies
 }
+
+/// After a write of `stream_byte(stream, ..)` bytes to `server` was dropped while the kernel
+/// could still hold its buffer: allocates `chunk`-byte buffers and scribbles on them (where
+/// memory freed too early would be handed out), closes `client`, and reads what reaches `server`
+/// until its end, checking each byte against the one written at its offset. Returns how many
+/// arrived, and the scribbled memory (to be dropped only after the reads).
+pub async fn scribble_and_read_what_arrived(
+    client: TcpStream,
+    server: &TcpStream,
+    stream: usize,
+    chunk: usize,
+) -> (usize, Vec<Vec<u8>>) {
+    let mut scribbled = Vec::new();
+    for _ in 0..64 {
+        runtime::yield_now().await;
+        scribbled.push(vec![0xEEu8; chunk]);
+    }
+    drop(client);
+    let mut at = 0;
+    loop {
+        let BufResult(res, b) =
+            runtime::time::timeout(Duration::from_secs(30), server.read(vec![0u8; chunk]))
+                .await
+                .expect("the peer's bytes end");
+        let n = res.expect("read");
+        if n == 0 {
+            break;
+        }
+        for (k, &byte) in b[..n].iter().enumerate() {
+            assert_eq!(byte, stream_byte(stream, at + k), "byte {}", at + k);
+        }
+        at += n;
+    }
+    (at, scribbled)
+}
