@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, IoUring, Probe};
 
+use crate::direct_descriptors::{FileTable, REGISTER_AFTER};
 use crate::enter::EnterFd;
 use crate::provided::{BufferRings, StreamBuffers};
 use crate::setup::{self, RingConfig};
@@ -95,6 +96,7 @@ pub fn doctor() -> UringReport {
     opcodes(&mut report, &built.ring);
     buffer_rings(&mut report, &built.ring);
     registered_ring_fd(&mut report, &built.ring);
+    direct_descriptors(&mut report, &built.ring, &built.opcodes);
     report
 }
 
@@ -247,6 +249,21 @@ fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
         false => format!("{why}: io_uring_enter names the ring by its fd"),
     };
     report.add("ring fd", ok, detail);
+}
+
+fn direct_descriptors(report: &mut UringReport, ring: &IoUring, opcodes: &io_uring::Probe) {
+    let (ok, detail) = match FileTable::for_ring(ring, opcodes) {
+        Ok(table) => (
+            true,
+            format!(
+                "a table of {} slots: a socket's SQEs name its slot from its {REGISTER_AFTER}th \
+                 operation on its reactor, sparing the kernel a file lookup each",
+                table.size()
+            ),
+        ),
+        Err(why) => (false, format!("{why}: SQEs name sockets by fd")),
+    };
+    report.add("direct descriptors", ok, detail);
 }
 
 fn buffer_rings(report: &mut UringReport, ring: &IoUring) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use io_uring::opcode;
 use runtime_core::{Driver, EnterGuard, ReactorHandle, Unpark};
 
+use crate::direct_descriptors::{FileTable, REGISTER_AFTER};
 use crate::enter::EnterFd;
 use crate::multishot::Load;
 use crate::provided::{BufferRings, StreamBuffers};
@@ -136,11 +137,29 @@ impl RingDriver {
         if let Some(registration) = registration {
             description += &format!("; {registration}");
         }
+        let files = match config.direct_descriptors {
+            true => match FileTable::for_ring(&built.ring, &built.opcodes) {
+                Ok(files) => {
+                    description += &format!(
+                        "; direct descriptors ({} slots, from a socket's {REGISTER_AFTER}th \
+                         operation)",
+                        files.size()
+                    );
+                    Some(files)
+                }
+                Err(why) => {
+                    description += &format!("; no direct descriptors ({why})");
+                    None
+                }
+            },
+            false => None,
+        };
         let options = RingOptions {
             taskrun_flag: built.taskrun_flag,
             budget,
             min_wait,
             zero_copy,
+            files,
         };
         let ring = Ring::new(
             built.ring,

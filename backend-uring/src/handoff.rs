@@ -34,10 +34,12 @@ pub(crate) enum Handoff {
     },
     /// Cancel `cell`'s operation if the kernel still has it.
     Cancel(Arc<HandoffOp>),
-    /// A socket dropped on another thread: cancel its multishot receive if armed, then close it.
+    /// A socket dropped on another thread: cancel its multishot receive if armed, empty its slot
+    /// in the file table if it has one, then close it.
     Release {
         fd: OwnedFd,
         received: Option<Arc<RecvQueue>>,
+        slot: Option<u32>,
     },
 }
 
@@ -54,7 +56,8 @@ impl Handoff {
             Handoff::Abandon { abandoned, .. } if drained => (*abandoned).finish(-libc::ECANCELED),
             Handoff::Abandon { abandoned, .. } => std::mem::forget(abandoned),
             Handoff::Cancel(_) => {}
-            // Nothing queued for the fd can reach a kernel any more.
+            // Nothing queued for the fd can reach a kernel any more (and the ring's file table
+            // went with the ring).
             Handoff::Release { fd, .. } => drop(fd),
         }
     }

@@ -7,6 +7,7 @@
 //! after its future is dropped, until its CQE arrives.
 
 mod direct;
+mod direct_descriptors;
 mod doctor;
 mod driver;
 mod enter;

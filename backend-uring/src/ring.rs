@@ -18,6 +18,7 @@ use runtime_core::{LatencyBudget, Metrics, OpCode, BATCH};
 /// reactor still sleeps (the wait simply starts again when it passes).
 const NO_TIMER_WAIT: Duration = Duration::from_secs(3600);
 
+use crate::direct_descriptors::{FileTable, SocketSlot};
 use crate::enter::EnterFd;
 use crate::handoff::{Handoff, HandoffOp};
 use crate::lifecycle::Deferred;
@@ -54,6 +55,8 @@ pub(crate) struct Ring {
     ops: RefCell<OpTable>,
     /// How sends started here are made zero-copy (`None`: none are).
     zero_copy: Option<ZeroCopy>,
+    /// The ring's registered file table (`None`: SQEs name sockets by fd).
+    files: Option<FileTable>,
     taskrun_flag: bool,
     /// The eventfd other threads write to wake the ring (owned by the driver's unparker).
     eventfd: RawFd,
@@ -124,6 +127,8 @@ pub(crate) struct RingOptions {
     pub(crate) min_wait: bool,
     /// How sends are made zero-copy (`None`: none are).
     pub(crate) zero_copy: Option<ZeroCopy>,
+    /// The registered file table, if any.
+    pub(crate) files: Option<FileTable>,
 }
 
 impl Ring {
@@ -140,6 +145,7 @@ impl Ring {
             budget,
             min_wait,
             zero_copy,
+            files,
         } = options;
         let sqpoll = ring.params().is_setup_sqpoll();
         let budget = budget.and_then(LatencyBudget::new);
@@ -155,6 +161,7 @@ impl Ring {
             nap: budget.filter(|_| !min_wait),
             ops: RefCell::new(OpTable::default()),
             zero_copy,
+            files,
             taskrun_flag,
             eventfd,
             wake_buf: Box::into_raw(Box::new(0u64)),
@@ -251,16 +258,31 @@ impl Ring {
         self.push(cancel.user_data(UserData::Ignored.encode()));
     }
 
-    /// Starts the operation `code` on `fd`, a zero-copy send if it is a large enough send on
-    /// a socket that `may_zero_copy`; returns its key.
+    /// Starts the operation `code` on the socket `fd` whose slot in the file table is `slot`,
+    /// a zero-copy send if it is a large enough send on a socket that `may_zero_copy`; returns
+    /// its key.
     pub(crate) fn start_op(
         &self,
         fd: RawFd,
+        slot: &SocketSlot,
         code: &OpCode,
         waker: &Waker,
         may_zero_copy: impl FnOnce() -> bool,
     ) -> usize {
-        let (entry, zero_copy) = sqe::build_tracked(fd, code, self.zero_copy, may_zero_copy);
+        let file = match &self.files {
+            Some(files) => {
+                let (file, install) = files.name(fd, slot);
+                if let Some(install) = install {
+                    self.push(install);
+                }
+                file
+            }
+            None => sqe::File::Fd(fd),
+        };
+        if matches!(file, sqe::File::Fixed(_)) {
+            self.with_metrics(|m| m.fixed_file_sqes.add_local(1));
+        }
+        let (entry, zero_copy) = sqe::build_tracked(file, code, self.zero_copy, may_zero_copy);
         if zero_copy {
             self.with_metrics(|m| m.zero_copy_sends.add_local(1));
         }
@@ -298,14 +320,16 @@ impl Ring {
     }
 
     /// A socket of this ring is dropped here: everything handed off before (which may name its
-    /// fd) goes in first, then the cancel of its multishot receive, then its close.
+    /// fd) goes in first, then the cancel of its multishot receive, the emptying of its slot in
+    /// the file table (`slot`), and its close.
     pub(crate) fn release(
         &self,
         fd: std::os::fd::OwnedFd,
         received: Option<Arc<multishot::RecvQueue>>,
+        slot: Option<u32>,
     ) {
         self.run_handoffs();
-        self.handle(Handoff::Release { fd, received });
+        self.handle(Handoff::Release { fd, received, slot });
     }
 
     /// Arms a socket's multishot receive (made by `RecvQueue::poll_read`).
@@ -366,9 +390,13 @@ impl Ring {
                     self.push_cancel(cell.user_data());
                 }
             }
-            Handoff::Release { fd, received } => {
+            Handoff::Release { fd, received, slot } => {
                 if let Some(cancel) = received.and_then(|queue| queue.cancel()) {
                     self.push(cancel.user_data(UserData::Ignored.encode()));
+                }
+                // A slot is only ever given out by this ring's table.
+                if let (Some(index), Some(files)) = (slot, &self.files) {
+                    self.push(files.empty(index));
                 }
                 self.close(fd.into_raw_fd());
             }
@@ -383,6 +411,12 @@ impl Ring {
             UserData::Wake => return true,
             UserData::Ignored => {}
             UserData::Close => self.closes_in_flight.set(self.closes_in_flight.get() - 1),
+            UserData::FileSlot { index, install } => {
+                let files = self.files.as_ref();
+                if files.is_some_and(|files| files.completed(index, install, result)) {
+                    self.with_metrics(|m| m.direct_descriptors.add_local(1));
+                }
+            }
             UserData::Op(key) => {
                 let flags = cqe.flags();
                 if cqueue::notif(flags) && result as u32 & sqe::NOTIF_USAGE_ZC_COPIED != 0 {
@@ -595,6 +629,7 @@ impl Ring {
             || self.shared.handoffs_in_flight() > 0
             || self.closes_in_flight.get() > 0
             || self.multishots_in_flight.get() > 0
+            || self.files.as_ref().is_some_and(FileTable::in_flight)
             || self.wake_armed.get()
             || !self.backlog.borrow().is_empty()
     }

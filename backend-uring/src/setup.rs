@@ -41,6 +41,10 @@ pub struct RingConfig {
     pub registered_ring_fd: bool,
     /// Set the ring up without the SQ index array (`NO_SQARRAY`, 6.6+) where the kernel takes it.
     pub no_sqarray: bool,
+    /// Give each socket that has done a few operations on its reactor a slot in the ring's
+    /// registered file table (5.19+), which that reactor's SQEs then name instead of its fd,
+    /// sparing the kernel an fd lookup per request (not with `SqPoll`).
+    pub direct_descriptors: bool,
 }
 
 impl Default for RingConfig {
@@ -56,6 +60,7 @@ impl Default for RingConfig {
             kernel_min_wait: true,
             registered_ring_fd: true,
             no_sqarray: true,
+            direct_descriptors: true,
         }
     }
 }

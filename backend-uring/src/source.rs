@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use runtime_core::{Lent, OpCode, OpKind, Source};
 
 use crate::direct::try_direct;
+use crate::direct_descriptors::SocketSlot;
 use crate::handoff::{Handoff, HandoffOp};
 use crate::multishot::{RecvQueue, Step};
 use crate::ring::{with_current, Ring};
@@ -40,6 +41,8 @@ pub struct RingSource {
     /// busy, the next `Recv` there receives late without taking the queue's lock, whose
     /// memory a busy reactor with many sockets finds cold on every request.
     late_reads: AtomicBool,
+    /// Its slot in the owning ring's file table, or the operations it started there by fd.
+    slot: SocketSlot,
 }
 
 impl std::fmt::Debug for RingSource {
@@ -100,6 +103,7 @@ impl RingSource {
             received,
             zero_copy: OnceLock::new(),
             late_reads: AtomicBool::new(false),
+            slot: SocketSlot::default(),
         }
     }
 
@@ -348,7 +352,9 @@ unsafe impl Source for RingSource {
                 }
                 let fd = self.as_raw_fd();
                 let may_zero_copy = || self.may_zero_copy();
-                match self.on_owner(|ring| ring.start_op(fd, code, cx.waker(), may_zero_copy)) {
+                let slot = &self.slot;
+                match self.on_owner(|ring| ring.start_op(fd, slot, code, cx.waker(), may_zero_copy))
+                {
                     Some(key) => {
                         *state = RingOpState::Local(key);
                         Poll::Pending
@@ -428,10 +434,11 @@ impl Drop for RingSource {
     fn drop(&mut self) {
         let Some(fd) = self.fd.take() else { return };
         let received = self.received.take();
+        let slot = self.slot.take();
         if self.owner_is_current() {
-            self.on_owner(|ring| ring.release(fd, received));
+            self.on_owner(|ring| ring.release(fd, received, slot));
         } else {
-            self.owner.send(Handoff::Release { fd, received });
+            self.owner.send(Handoff::Release { fd, received, slot });
         }
     }
 }

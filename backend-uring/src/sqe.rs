@@ -5,11 +5,37 @@ use std::os::fd::RawFd;
 use io_uring::{opcode, squeue, types};
 use runtime_core::{OpCode, OpKind};
 
+/// How an SQE names its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum File {
+    /// By fd.
+    Fd(RawFd),
+    /// By its slot in the ring's table of registered files (`direct_descriptors.rs`).
+    Fixed(u32),
+}
+
+impl File {
+    /// The SQE's fd field and the flags that say what it is. (The builders take either
+    /// `types::Fd` or `types::Fixed`; `Fixed(i)` is the same SQE as `Fd(i)` with
+    /// `IOSQE_FIXED_FILE`, which one function can make for both.)
+    fn parts(self) -> (types::Fd, squeue::Flags) {
+        match self {
+            File::Fd(fd) => (types::Fd(fd), squeue::Flags::empty()),
+            File::Fixed(slot) => (types::Fd(slot as RawFd), squeue::Flags::FIXED_FILE),
+        }
+    }
+}
+
 /// The SQE for `code` on `fd`. The user data is set by the caller. Taking the `OpCode` (not a
 /// bare `OpKind`) is what makes its pointers valid for the kernel: the `OpCode` invariant.
 pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
-    let fd = types::Fd(fd);
-    match *code.kind() {
+    build_on(File::Fd(fd), code)
+}
+
+/// As [`build`], naming the socket as `file` says.
+fn build_on(file: File, code: &OpCode) -> squeue::Entry {
+    let (fd, flags) = file.parts();
+    let entry = match *code.kind() {
         OpKind::Accept { addr, len } => opcode::Accept::new(fd, addr.cast(), len)
             .flags(libc::SOCK_CLOEXEC)
             .build(),
@@ -26,7 +52,8 @@ pub(crate) fn build(fd: RawFd, code: &OpCode) -> squeue::Entry {
             .flags(libc::MSG_NOSIGNAL as u32)
             .build(),
         OpKind::Shutdown { how } => opcode::Shutdown::new(fd, how).build(),
-    }
+    };
+    entry.flags(flags)
 }
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (6.2+): the notification says whether the kernel copied after
@@ -48,20 +75,21 @@ pub(crate) const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 /// which completes twice: with the send's result (flagged `F_MORE`), then with a notification
 /// (`F_NOTIF`) once the kernel no longer reads the buffer. Returns whether it did.
 pub(crate) fn build_tracked(
-    fd: RawFd,
+    file: File,
     code: &OpCode,
     zero_copy: Option<ZeroCopy>,
     may_zero_copy: impl FnOnce() -> bool,
 ) -> (squeue::Entry, bool) {
     match (*code.kind(), zero_copy) {
         (OpKind::Send { buf, len }, Some(zc)) if len >= zc.from && may_zero_copy() => {
-            let entry = opcode::SendZc::new(types::Fd(fd), buf, len)
+            let (fd, flags) = file.parts();
+            let entry = opcode::SendZc::new(fd, buf, len)
                 .flags(libc::MSG_NOSIGNAL)
                 .zc_flags(zc.flags)
                 .build();
-            (entry, true)
+            (entry.flags(flags), true)
         }
-        _ => (build(fd, code), false),
+        _ => (build_on(file, code), false),
     }
 }
 

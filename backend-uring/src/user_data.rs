@@ -5,6 +5,9 @@
 const HANDOFF_TAG: u64 = 1 << 63;
 /// Bit 62: the address of a socket's receive queue ([`RecvQueue`](crate::multishot::RecvQueue)).
 const RECEIVE_TAG: u64 = 1 << 62;
+/// Bit 61: a slot of the ring's file table, shifted left by one, and whether the SQE installs a
+/// file there (bit 0) or empties it.
+const FILE_SLOT_TAG: u64 = 1 << 61;
 /// Values at or above this are the reserved kinds below (never a key or an address: user-space
 /// addresses have neither high bit set, and keys are slab indices).
 const WAKE: u64 = u64::MAX;
@@ -26,6 +29,8 @@ pub(crate) enum UserData {
     Handoff(usize),
     /// A socket's multishot receive: the address of its queue, whose count the SQE holds.
     Receive(usize),
+    /// A `FILES_UPDATE` of a slot of the ring's file table: an install, or its emptying.
+    FileSlot { index: u32, install: bool },
 }
 
 impl UserData {
@@ -36,11 +41,14 @@ impl UserData {
             UserData::Ignored => IGNORED,
             UserData::Close => CLOSE,
             UserData::Op(key) => {
-                debug_assert!((key as u64) & (HANDOFF_TAG | RECEIVE_TAG) == 0);
+                debug_assert!((key as u64) & (HANDOFF_TAG | RECEIVE_TAG | FILE_SLOT_TAG) == 0);
                 key as u64
             }
             UserData::Handoff(addr) => addr as u64 | HANDOFF_TAG,
             UserData::Receive(addr) => addr as u64 | RECEIVE_TAG,
+            UserData::FileSlot { index, install } => {
+                FILE_SLOT_TAG | (index as u64) << 1 | install as u64
+            }
         }
     }
 
@@ -52,6 +60,10 @@ impl UserData {
             CLOSE => UserData::Close,
             ud if ud & HANDOFF_TAG != 0 => UserData::Handoff((ud & !HANDOFF_TAG) as usize),
             ud if ud & RECEIVE_TAG != 0 => UserData::Receive((ud & !RECEIVE_TAG) as usize),
+            ud if ud & FILE_SLOT_TAG != 0 => UserData::FileSlot {
+                index: ((ud & !FILE_SLOT_TAG) >> 1) as u32,
+                install: ud & 1 != 0,
+            },
             key => UserData::Op(key as usize),
         }
     }
@@ -72,6 +84,14 @@ mod tests {
             UserData::Op(12345),
             UserData::Handoff(addr),
             UserData::Receive(addr),
+            UserData::FileSlot {
+                index: 0,
+                install: true,
+            },
+            UserData::FileSlot {
+                index: 16383,
+                install: false,
+            },
         ] {
             assert_eq!(UserData::decode(ud.encode()), ud);
         }

@@ -64,6 +64,7 @@ fn uring(options: DriverOptions) -> io::Result<backend_uring::RingDriver> {
         kernel_min_wait: options.off.on("min-wait"),
         registered_ring_fd: options.off.on("registered-ring-fd"),
         no_sqarray: options.off.on("no-sqarray"),
+        direct_descriptors: options.off.on("direct-descriptors"),
     };
     backend_uring::RingDriver::new(&config)
 }

@@ -304,3 +304,107 @@ fn under_load_reads_receive_late_and_every_reply_comes_back_whole() {
     assert!(!reason.contains("late receives"), "{reason}");
     assert_eq!(counted.late_receives, 0, "{counted:?}");
 }
+
+/// Direct descriptors (on by default): three waves of 64 connections echo at once on one
+/// reactor, each socket busy enough to get a slot in the ring's file table, and each wave
+/// dropped before the next, whose sockets take the slots it emptied. Every reply is the
+/// connection's own (a slot naming another socket would send its bytes to that socket's peer),
+/// and every server sees its client's end (a slot left holding a dropped socket keeps it open).
+/// Switched off, no SQE names a slot, and the same waves pass.
+#[test]
+fn sockets_named_by_slot_reach_only_their_own_peer_and_close_when_dropped() {
+    let Some(uring) = uring() else { return };
+    let waves = |builder: Builder| {
+        common::counted(builder, || async {
+            for wave in 0..3 {
+                common::echo_wave(wave, common::echo, common::owned_round_trips).await;
+            }
+        })
+    };
+    let (reason, counted) = waves(uring.clone());
+    if !reason.contains("direct descriptors (") {
+        return eprintln!("skipped: no registered file table here: {reason}");
+    }
+    eprintln!("direct descriptors on: {counted}");
+    // 128 sockets a wave, each with 20 reads and 20 writes or more.
+    assert!(
+        counted.direct_descriptors >= 3 * 128,
+        "sockets given a slot: {counted:?}"
+    );
+    assert!(counted.fixed_file_sqes > 0, "{counted:?}");
+
+    let off = uring
+        .uring_fast_path("direct-descriptors", false)
+        .expect("a known path");
+    let (reason, counted) = waves(off);
+    assert!(!reason.contains("direct descriptors"), "{reason}");
+    assert_eq!(
+        (counted.direct_descriptors, counted.fixed_file_sqes),
+        (0, 0),
+        "{counted:?}"
+    );
+}
+
+/// A slot names a socket only in its own reactor's table. Two reactors each give a slot to
+/// sockets of their own (so each table's first slots are taken), then reactor 1 echoes through
+/// a socket reactor 0 owns: its operations go to reactor 0 by fd (handed off, or direct), and
+/// its bytes reach its own peer, not whichever socket holds that slot number on reactor 1.
+#[test]
+fn a_socket_used_from_another_reactor_is_never_named_by_that_reactors_slot() {
+    let Some(uring) = uring() else { return };
+    const ROUNDS: usize = 20;
+    let messages = |id: usize| -> Vec<Vec<u8>> {
+        (0..ROUNDS)
+            .map(|r| {
+                (0..40)
+                    .map(|k| common::stream_byte(id * ROUNDS + r, k))
+                    .collect()
+            })
+            .collect()
+    };
+    let reason = uring.reactors(2).pool_threads(1).block_on(async move {
+        runtime::time::timeout(Duration::from_secs(30), async move {
+            // A pair owned by each reactor, busy enough for slots there.
+            let mut pairs = Vec::new();
+            for reactor in 0..2 {
+                let pair = runtime::spawn_on(reactor, async move {
+                    let (client, server) = common::pair().await;
+                    let echo = runtime::spawn(common::echo(server));
+                    for (round, message) in messages(reactor).into_iter().enumerate() {
+                        let (sent, got) =
+                            common::write_and_read_back(&client, message, 64, "warm-up").await;
+                        assert!(got == sent, "reactor {reactor}, round {round}");
+                    }
+                    (client, echo)
+                });
+                pairs.push(pair.await.expect("warm-up task"));
+            }
+            let (foreign, foreign_echo) = pairs.remove(0);
+            let (local, local_echo) = pairs.remove(0);
+            // Reactor 1 uses reactor 0's client, and its own, turn about.
+            runtime::spawn_on(1, async move {
+                for (round, (a, b)) in messages(2).into_iter().zip(messages(3)).enumerate() {
+                    let (sent, got) =
+                        common::write_and_read_back(&foreign, a, 64, "reactor 0's socket").await;
+                    assert!(got == sent, "reactor 0's socket, round {round}");
+                    let (sent, got) =
+                        common::write_and_read_back(&local, b, 64, "reactor 1's socket").await;
+                    assert!(got == sent, "reactor 1's socket, round {round}");
+                }
+            })
+            .await
+            .expect("reactor 1's task");
+            foreign_echo.await.expect("reactor 0's echo");
+            local_echo.await.expect("reactor 1's echo");
+            runtime::running_backend()
+                .expect("backend")
+                .reason()
+                .to_string()
+        })
+        .await
+        .expect("within 30 s")
+    });
+    if !reason.contains("direct descriptors (") {
+        eprintln!("no registered file table here, so this ran by fd only: {reason}");
+    }
+}

@@ -308,34 +308,45 @@ where
     S: std::future::Future<Output = ()> + 'static,
     C: std::future::Future<Output = Vec<Vec<u8>>> + 'static,
 {
+    counted(builder, || echo_wave(0, serve, round_trips))
+}
+
+/// One wave of [`echoes_at_once`]: its connections' messages differ from every other wave's.
+/// Returns once every server saw its client's end.
+pub async fn echo_wave<S, C>(
+    wave: usize,
+    serve: fn(TcpStream) -> S,
+    round_trips: fn(TcpStream, Vec<Vec<u8>>) -> C,
+) where
+    S: std::future::Future<Output = ()> + 'static,
+    C: std::future::Future<Output = Vec<Vec<u8>>> + 'static,
+{
     const CONNECTIONS: usize = 64;
     const ROUNDS: usize = 20;
-    counted(builder, || async move {
-        let mut servers = Vec::new();
-        let mut clients = Vec::new();
-        for c in 0..CONNECTIONS {
-            let (client, server) = pair().await;
-            servers.push(runtime::spawn(serve(server)));
-            let messages: Vec<Vec<u8>> = (0..ROUNDS)
-                .map(|round| {
-                    let id = c * ROUNDS + round;
-                    (0..1 + id * 37 % 300).map(|k| stream_byte(id, k)).collect()
-                })
-                .collect();
-            let replies = runtime::spawn(round_trips(client, messages.clone()));
-            clients.push((c, messages, replies));
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        let (client, server) = pair().await;
+        servers.push(runtime::spawn(serve(server)));
+        let messages: Vec<Vec<u8>> = (0..ROUNDS)
+            .map(|round| {
+                let id = (wave * CONNECTIONS + c) * ROUNDS + round;
+                (0..1 + id * 37 % 300).map(|k| stream_byte(id, k)).collect()
+            })
+            .collect();
+        let replies = runtime::spawn(round_trips(client, messages.clone()));
+        clients.push((c, messages, replies));
+    }
+    for (c, messages, replies) in clients {
+        let replies = replies.await.expect("client task");
+        for (round, (got, message)) in replies.iter().zip(&messages).enumerate() {
+            assert!(got == message, "wave {wave}, connection {c}, round {round}");
         }
-        for (c, messages, replies) in clients {
-            let replies = replies.await.expect("client task");
-            for (round, (got, message)) in replies.iter().zip(&messages).enumerate() {
-                assert!(got == message, "connection {c}, round {round}");
-            }
-            assert_eq!(replies.len(), messages.len(), "connection {c}");
-        }
-        for server in servers {
-            server.await.expect("server task");
-        }
-    })
+        assert_eq!(replies.len(), messages.len(), "connection {c}");
+    }
+    for server in servers {
+        server.await.expect("server task");
+    }
 }
 
 /// [`echoes_at_once`]'s client side by owned writes and reads.
