@@ -173,20 +173,21 @@ pub fn ablation() -> Vec<Workload> {
     let bundle = on.flipped("receive-bundle");
     let zero_copy = on.flipped("zero-copy-send");
     let incremental = on.flipped("incremental-buffers");
+    let direct = on.flipped("direct-descriptors");
     let mut fixed = echo(64, 100, Mode::Open { rate: 50_000 });
     fixed.servers = [on]
         .into_iter()
         .chain(entries)
-        .chain([receive, late, budget, budget.flipped("min-wait")])
+        .chain([receive, late, direct, budget, budget.flipped("min-wait")])
         .collect();
     let mut closed = echo(64, 100, Mode::Closed { depth: 1 });
     closed.servers = [on]
         .into_iter()
         .chain(entries)
-        .chain([receive, late])
+        .chain([receive, late, direct])
         .collect();
     let mut many = echo(64, 1000, Mode::Closed { depth: 1 });
-    many.servers = vec![on, receive, late, bundle, incremental];
+    many.servers = vec![on, receive, late, bundle, incremental, direct];
     let mut pipelined = echo(64, 16, Mode::Closed { depth: 16 });
     pipelined.servers = vec![on, late, bundle, incremental];
     let mut stream = echo(64 * 1024, 4, Mode::Closed { depth: 4 });
@@ -201,8 +202,11 @@ pub fn ablation() -> Vec<Workload> {
     http.servers = vec![on, receive, late];
     let mut hyper = hyper(256, Mode::Closed { depth: 1 });
     hyper.servers = vec![on, receive, late];
+    // Short connections never get a slot in the file table: what direct descriptors cost them.
+    let mut churn = echo(64, 16, Mode::Churn);
+    churn.servers = vec![on, direct];
     let mut all = vec![
-        fixed, closed, many, pipelined, stream, stream_16k, http, hyper,
+        fixed, closed, many, pipelined, stream, stream_16k, http, hyper, churn,
     ];
     for w in &mut all {
         w.name = format!("{}{}", crate::report::ablation::PREFIX, w.name);
