@@ -23,6 +23,13 @@
 //!   forces one async). A request in flight keeps its file alive on its own.
 //! - The slot goes back to the free list only with the emptying's CQE. Only the owning
 //!   reactor's thread touches the table.
+//! - Only on 6.13 and later: before, the kernel let go of an emptied slot's file only once
+//!   every request that named any slot before it had ended, so a dropped socket stayed open
+//!   while, say, an idle accept on a listener with a slot waited.
+//!
+//! The second point rests on the kernel taking a fixed file at issue: an SQE flagged
+//! `IOSQE_ASYNC`, `IO_LINK` or `IO_DRAIN`, or submitted by an SQ thread, could take it later.
+//! The driver makes none (`sqe::File` says so too), and the table is not made with `SQPOLL`.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -97,11 +104,18 @@ impl FileTable {
             // The SQ thread reads SQEs on its own time, and other threads push into its SQ.
             return Err("not with SQPOLL".into());
         }
+        if crate::setup::kernel_version() < (6, 13, 0) {
+            // Before 6.13 the files of every slot emptied while any request naming a slot
+            // waits (an idle accept, a one-shot receive) are let go only once that request
+            // ends, in order: a dropped socket would stay open, its peer never seeing its end.
+            // 6.13 counts references per file.
+            return Err("before 6.13 an emptied slot's file waits for older requests".into());
+        }
         if !opcodes.is_supported(opcode::FilesUpdate::CODE) {
-            return Err("the kernel lacks FILES_UPDATE, 5.6+".into());
+            return Err("the kernel lacks FILES_UPDATE".into());
         }
         FileTable::register(ring)
-            .map_err(|e| format!("the kernel refused a sparse file table, 5.19+: {e}"))
+            .map_err(|e| format!("the kernel refused a sparse file table: {e}"))
     }
 
     /// Registers an empty table on `ring` (5.19+ for a sparse one).

@@ -42,7 +42,7 @@ pub struct RingConfig {
     /// Set the ring up without the SQ index array (`NO_SQARRAY`, 6.6+) where the kernel takes it.
     pub no_sqarray: bool,
     /// Give each socket that has done a few operations on its reactor a slot in the ring's
-    /// registered file table (5.19+), which that reactor's SQEs then name instead of its fd,
+    /// registered file table (6.13+), which that reactor's SQEs then name instead of its fd,
     /// sparing the kernel an fd lookup per request (not with `SqPoll`).
     pub direct_descriptors: bool,
 }

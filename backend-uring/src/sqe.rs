@@ -6,6 +6,9 @@ use io_uring::{opcode, squeue, types};
 use runtime_core::{OpCode, OpKind};
 
 /// How an SQE names its socket.
+///
+/// A slot is only safe to name in an SQE the kernel issues when it is submitted, in SQ order
+/// (`direct_descriptors.rs`): never give one `IOSQE_ASYNC`, `IO_LINK` or `IO_DRAIN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum File {
     /// By fd.

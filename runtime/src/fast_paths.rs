@@ -83,7 +83,7 @@ pub const FAST_PATHS: [FastPath; 9] = [
         on_by_default: true,
         what: "a socket that has done 16 operations on its reactor gets a slot in the ring's \
                registered file table, and that reactor's SQEs name the slot instead of the fd, \
-               sparing the kernel a file lookup per request (5.19+; not with SQPOLL)",
+               sparing the kernel a file lookup per request (6.13+; not with SQPOLL)",
     },
 ];
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use runtime::net::{TcpStream, UdpSocket};
+use runtime::net::{TcpListener, TcpStream, UdpSocket};
 use runtime::{Backend, BufResult, Builder, MetricsSnapshot};
 
 /// A TCP and a UDP round trip, within 10 s.
@@ -406,5 +406,52 @@ fn a_socket_used_from_another_reactor_is_never_named_by_that_reactors_slot() {
     });
     if !reason.contains("direct descriptors (") {
         eprintln!("no registered file table here, so this ran by fd only: {reason}");
+    }
+}
+
+/// A socket given a slot closes when dropped even while another request that names a slot
+/// waits: a listener busy enough for a slot has an accept pending while a connection with
+/// slots is dropped, and its peer sees the end at once. (Kernels before 6.13 let go of an
+/// emptied slot's file only after such older requests ended; the runtime takes no slots there.)
+#[test]
+fn a_dropped_socket_closes_while_an_accept_by_slot_waits() {
+    let Some(uring) = uring() else { return };
+    let (reason, counted) = common::counted(uring, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // 20 accepts: the listener's later ones name its slot.
+        let mut accepted = Vec::new();
+        for _ in 0..20 {
+            let client = TcpStream::connect(addr).await.expect("connect");
+            let (server, _) = listener.accept().await.expect("accept");
+            accepted.push((client, server));
+        }
+        let (client, server) = accepted.pop().expect("a pair");
+        for round in 0..20 {
+            let message = vec![round as u8; 32];
+            let BufResult(res, _) = server.write_all(message.clone()).await;
+            res.expect("write");
+            let (sent, got) = common::write_and_read_back(&client, message, 64, "client").await;
+            let BufResult(res, echoed) = server.read(vec![0u8; 64]).await;
+            assert_eq!(&echoed[..res.expect("read")], &sent[..], "round {round}");
+            assert_eq!(got.len(), 32);
+        }
+        let listener = std::rc::Rc::new(listener);
+        let waiting = runtime::spawn({
+            let listener = listener.clone();
+            async move { listener.accept().await.map(|_| ()) }
+        });
+        runtime::yield_now().await;
+        drop(server);
+        let BufResult(res, _) =
+            runtime::time::timeout(Duration::from_secs(5), client.read(vec![0u8; 64]))
+                .await
+                .expect("the dropped socket's end did not reach its peer while an accept waited");
+        assert_eq!(res.expect("read"), 0, "bytes after the end");
+        waiting.abort();
+        let _ = waiting.await;
+    });
+    if reason.contains("direct descriptors (") {
+        assert!(counted.fixed_file_sqes > 0, "{counted:?}");
     }
 }
