@@ -148,24 +148,36 @@ impl FileTable {
     }
 
     /// How the next SQE of the socket `fd`, whose slot is `slot`, names it, counting the
-    /// operation; at the socket's [`REGISTER_AFTER`]th operation, also the install to push
-    /// before that SQE (while a slot is free).
-    pub(crate) fn name(&self, fd: RawFd, slot: &SocketSlot) -> (File, Option<squeue::Entry>) {
+    /// operation; at the socket's [`REGISTER_AFTER`]th operation (while a slot is free), the
+    /// install goes to `push` first.
+    #[inline]
+    pub(crate) fn name(
+        &self,
+        fd: RawFd,
+        slot: &SocketSlot,
+        push: impl FnOnce(squeue::Entry),
+    ) -> File {
         let v = slot.0.load(Ordering::Relaxed);
         if v & HAS_SLOT != 0 {
             let index = v & !HAS_SLOT;
-            return match self.slots[index as usize].get() {
-                Slot::Installed => (File::Fixed(index), None),
-                _ => (File::Fd(fd), None),
+            return match self.slots.get(index as usize).map(Cell::get) {
+                Some(Slot::Installed) => File::Fixed(index),
+                _ => File::Fd(fd),
             };
         }
         if v + 1 < REGISTER_AFTER {
             slot.0.store(v + 1, Ordering::Relaxed);
-            return (File::Fd(fd), None);
+        } else if let Some(install) = self.install(fd, slot) {
+            push(install);
         }
-        let Some(index) = self.free.borrow_mut().pop() else {
-            return (File::Fd(fd), None); // full: asked again at the next operation
-        };
+        File::Fd(fd)
+    }
+
+    /// Gives the socket `fd` a free slot, if there is one (if not, it asks again at its next
+    /// operation): the SQE that installs it there.
+    #[cold]
+    fn install(&self, fd: RawFd, slot: &SocketSlot) -> Option<squeue::Entry> {
+        let index = self.free.borrow_mut().pop()?;
         self.fds[index as usize].set(fd);
         self.slots[index as usize].set(Slot::Installing);
         slot.0.store(HAS_SLOT | index, Ordering::Relaxed);
@@ -180,7 +192,7 @@ impl FileTable {
                 }
                 .encode(),
             );
-        (File::Fd(fd), Some(install))
+        Some(install)
     }
 
     /// The socket holding slot `index` was dropped: the SQE that empties the slot, to push
@@ -248,6 +260,17 @@ mod tests {
         table.completed(index, install, cqe.result())
     }
 
+    /// How `table` names the socket `fd`, and the install it pushes, if any.
+    fn name(
+        table: &FileTable,
+        fd: i32,
+        slot: &SocketSlot,
+    ) -> (File, Option<io_uring::squeue::Entry>) {
+        let mut install = None;
+        let file = table.name(fd, slot, |entry| install = Some(entry));
+        (file, install)
+    }
+
     /// Names a socket `REGISTER_AFTER` times: by fd each time, with the install on the last.
     fn name_until_install(
         table: &FileTable,
@@ -255,10 +278,10 @@ mod tests {
         slot: &SocketSlot,
     ) -> io_uring::squeue::Entry {
         for _ in 1..REGISTER_AFTER {
-            let (file, install) = table.name(fd, slot);
+            let (file, install) = name(table, fd, slot);
             assert!(file == File::Fd(fd) && install.is_none(), "{file:?}");
         }
-        let (file, install) = table.name(fd, slot);
+        let (file, install) = name(table, fd, slot);
         assert_eq!(
             file,
             File::Fd(fd),
@@ -284,14 +307,14 @@ mod tests {
         let (closed, mut refused) = (1 << 20, SocketSlot::default());
         let install = name_until_install(&table, closed, &refused);
         assert!(!run(&mut ring, &table, install), "installed a closed fd");
-        let (file, install) = table.name(closed, &refused);
+        let (file, install) = name(&table, closed, &refused);
         assert!(file == File::Fd(closed) && install.is_none(), "{file:?}");
 
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let (fd, mut installed) = (socket.as_raw_fd(), SocketSlot::default());
         let install = name_until_install(&table, fd, &installed);
         assert!(run(&mut ring, &table, install), "the install failed");
-        let File::Fixed(index) = table.name(fd, &installed).0 else {
+        let File::Fixed(index) = name(&table, fd, &installed).0 else {
             panic!("not named by its slot after its install");
         };
         assert_ne!(Some(index), refused.take(), "two sockets share a slot");
@@ -302,12 +325,12 @@ mod tests {
         let next = SocketSlot::default();
         let install = name_until_install(&table, fd, &next);
         assert!(run(&mut ring, &table, install));
-        assert_ne!(table.name(fd, &next).0, File::Fixed(refused_index));
+        assert_ne!(name(&table, fd, &next).0, File::Fixed(refused_index));
         run(&mut ring, &table, emptying);
         let after = SocketSlot::default();
         let install = name_until_install(&table, fd, &after);
         assert!(run(&mut ring, &table, install));
-        assert_eq!(table.name(fd, &after).0, File::Fixed(refused_index));
+        assert_eq!(name(&table, fd, &after).0, File::Fixed(refused_index));
         assert!(installed.take().is_some());
     }
 }

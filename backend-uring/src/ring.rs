@@ -272,18 +272,9 @@ impl Ring {
         may_zero_copy: impl FnOnce() -> bool,
     ) -> usize {
         let file = match &self.files {
-            Some(files) => {
-                let (file, install) = files.name(fd, slot);
-                if let Some(install) = install {
-                    self.push(install);
-                }
-                file
-            }
+            Some(files) => files.name(fd, slot, |install| self.push(install)),
             None => sqe::File::Fd(fd),
         };
-        if matches!(file, sqe::File::Fixed(_)) {
-            self.with_metrics(|m| m.fixed_file_sqes.add_local(1));
-        }
         let (entry, zero_copy) = sqe::build_tracked(file, code, self.zero_copy, may_zero_copy);
         if zero_copy {
             self.with_metrics(|m| m.zero_copy_sends.add_local(1));

@@ -114,8 +114,6 @@ metrics! {
     zero_copy_copied,
     /// Sockets given a slot in the ring's registered file table (io_uring's direct descriptors).
     direct_descriptors,
-    /// SQEs that named their socket by its slot in the ring's file table rather than its fd.
-    fixed_file_sqes,
     /// Reads and accepts answered from what a dropped operation produced (io_uring's salvage).
     salvaged,
     /// Pushes that found the submission queue full (the ring then submits early, or the SQE
