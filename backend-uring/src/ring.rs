@@ -80,6 +80,18 @@ pub(crate) struct Ring {
     deferred: RefCell<Vec<Deferred>>,
 }
 
+/// How far the ring is from its end, for the handoffs it handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Serving.
+    Running,
+    /// Shutting down: an operation handed off now is refused; what is pushed is still submitted
+    /// by the drain.
+    Draining,
+    /// Drained (or given up on): nothing pushed is submitted any more.
+    Closed,
+}
+
 /// The SQ's state as the kernel and we left it.
 struct SqState {
     /// SQEs pushed and not submitted.
@@ -348,18 +360,24 @@ impl Ring {
     /// drops a socket of this ring handles the rest first, so the order holds.
     pub(crate) fn run_handoffs(&self) {
         self.shared.take_handoffs(&mut self.handoffs.borrow_mut());
-        self.handle_taken(false);
+        self.handle_taken(Stage::Running);
     }
 
-    /// Handles the handoffs taken, oldest first; `closing`: the ring is shutting down, and an
-    /// SQE handed off now is never submitted.
-    fn handle_taken(&self, closing: bool) {
+    /// Handles the handoffs taken, oldest first, as `stage` allows.
+    fn handle_taken(&self, stage: Stage) {
         loop {
             let next = self.handoffs.borrow_mut().pop_front();
-            match next {
-                Some(handoff @ Handoff::Submit(_)) if closing => self.shared.refuse(handoff),
-                Some(handoff) => self.handle(handoff),
-                None => break,
+            match (next, stage) {
+                (Some(handoff @ Handoff::Submit(_)), Stage::Draining | Stage::Closed) => {
+                    self.shared.refuse(handoff)
+                }
+                // Nothing pushed now reaches the kernel: the fd is closed here, and no SQE
+                // that names it will be submitted.
+                (Some(handoff @ Handoff::Release { .. }), Stage::Closed) => {
+                    self.shared.refuse(handoff)
+                }
+                (Some(handoff), _) => self.handle(handoff),
+                (None, _) => break,
             }
         }
     }
@@ -630,7 +648,7 @@ impl Ring {
     /// Handles handoffs while shutting down.
     fn run_handoffs_closing(&self) {
         self.shared.take_handoffs(&mut self.handoffs.borrow_mut());
-        self.handle_taken(true);
+        self.handle_taken(Stage::Draining);
     }
 
     /// Cancels what is in flight and waits (boundedly) for the kernel to let go of it; memory the
@@ -666,7 +684,7 @@ impl Ring {
         }
         let drained = !self.pending();
         self.shared.close(drained, &mut self.handoffs.borrow_mut());
-        self.handle_taken(true);
+        self.handle_taken(Stage::Closed);
         if !drained {
             DRAIN_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.ops.borrow_mut().leak_all();
@@ -693,7 +711,9 @@ pub(crate) mod tests {
     use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
     use std::time::Duration;
 
+    use super::Stage;
     use crate::driver::RingDriver;
+    use crate::handoff::Handoff;
     use crate::setup::RingConfig;
 
     thread_local! {
@@ -711,6 +731,37 @@ pub(crate) mod tests {
         // SAFETY: `st` is a valid `stat` to write; `fstat` only reads the fd table.
         let open = unsafe { libc::fstat(fd, &mut st) } == 0;
         open && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == dev_null
+    }
+
+    /// The inode `fd` names, if it is open.
+    fn inode(fd: RawFd) -> Option<u64> {
+        // SAFETY: all-zero is a valid `stat`, which `fstat` only writes.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid `stat` to write; `fstat` only reads the fd table.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+    }
+
+    /// A socket released by another thread just as the ring closes (its handoff taken with the
+    /// last ones) is closed there and then: a `CLOSE` pushed now would never be submitted.
+    #[test]
+    fn a_release_handled_after_the_drain_closes_its_fd() {
+        let driver = match RingDriver::new(&RingConfig::default()) {
+            Ok(d) => d,
+            Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
+        };
+        let ring = driver.ring();
+        // A socket, not `/dev/null`: tests beside this one close `/dev/null` fds and check them.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let (fd, before) = (socket.as_raw_fd(), inode(socket.as_raw_fd()));
+        ring.handoffs.borrow_mut().push_back(Handoff::Release {
+            fd: socket.into(),
+            received: None,
+            slot: None,
+        });
+        ring.handle_taken(Stage::Closed);
+        // Its number may name something else by now, but not this socket.
+        assert_ne!(inode(fd), before, "the released fd is still open");
+        assert_eq!(ring.closes_in_flight.get(), 0, "a CLOSE was pushed");
     }
 
     /// A push that finds the SQ full while the kernel refuses to take more (`EBUSY` while the
