@@ -223,6 +223,8 @@ impl FileTable {
             (true, Slot::Installing) => slot.set(Slot::Refused),
             // Dropped before its install completed: the emptying is behind it.
             (true, _) => {}
+            // An emptying allocates nothing on the kernels that get a table (6.13+), so it does
+            // not fail; were it to, the slot's next install would replace the file it left.
             (false, _) => {
                 self.fds[index as usize].set(-1);
                 slot.set(Slot::Free);
