@@ -118,6 +118,11 @@ pub(crate) fn resolve(
 }
 
 /// Creates the driver for a resolved `backend` on the calling thread.
+// With one backend built, the driver is `DefaultDriver` itself and `into` converts nothing.
+#[cfg_attr(
+    not(all(feature = "uring", feature = "epoll")),
+    allow(clippy::useless_conversion)
+)]
 pub(crate) fn create(
     backend: BackendKind,
     why: &str,
