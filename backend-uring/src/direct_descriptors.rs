@@ -31,7 +31,7 @@
 //! `IOSQE_ASYNC`, `IO_LINK` or `IO_DRAIN`, or submitted by an SQ thread, could take it later.
 //! The driver makes none (`sqe::File` says so too), and the table is not made with `SQPOLL`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,16 +69,26 @@ enum Slot {
 
 /// A ring's table of registered files. Only its reactor's thread uses it.
 pub(crate) struct FileTable {
+    /// How many slots it gets.
+    size: u32,
+    /// Registered with the kernel when the first socket needs a slot (a ring whose sockets are
+    /// all short-lived never has one); `None` until then, and for good if the kernel refused.
+    slots: OnceCell<Slots>,
+    refused: Cell<bool>,
+    /// Installs and emptyings pushed whose CQE has not come yet.
+    in_flight: Cell<usize>,
+}
+
+/// The slots of a registered table.
+struct Slots {
     /// The fd each slot's install gives the kernel, read from here when the install is issued.
     ///
     /// # Invariant
     /// Never moves, and a slot's entry is written only while the slot is free, so it holds
     /// until its install is issued.
     fds: Box<[Cell<RawFd>]>,
-    slots: Box<[Cell<Slot>]>,
+    states: Box<[Cell<Slot>]>,
     free: RefCell<Vec<u32>>,
-    /// Installs and emptyings pushed whose CQE has not come yet.
-    in_flight: Cell<usize>,
 }
 
 /// A socket's slot, as its source keeps it: the count of operations it started on its
@@ -98,7 +108,8 @@ impl SocketSlot {
 }
 
 impl FileTable {
-    /// The table for `ring`, whose kernel has `opcodes`, or why it has none, in a phrase.
+    /// The table for `ring`, whose kernel has `opcodes`, or why it has none, in a phrase. The
+    /// kernel's table is registered later, when a socket first needs a slot.
     pub(crate) fn for_ring(ring: &IoUring, opcodes: &Probe) -> Result<Self, String> {
         if ring.params().is_setup_sqpoll() {
             // The SQ thread reads SQEs on its own time, and other threads push into its SQ.
@@ -114,12 +125,6 @@ impl FileTable {
         if !opcodes.is_supported(opcode::FilesUpdate::CODE) {
             return Err("the kernel lacks FILES_UPDATE".into());
         }
-        FileTable::register(ring)
-            .map_err(|e| format!("the kernel refused a sparse file table: {e}"))
-    }
-
-    /// Registers an empty table on `ring` (5.19+ for a sparse one).
-    fn register(ring: &IoUring) -> io::Result<Self> {
         // SAFETY: getrlimit writes the struct it is given, nothing else.
         let limit = unsafe {
             let mut limit: libc::rlimit = std::mem::zeroed();
@@ -128,46 +133,74 @@ impl FileTable {
                 _ => 0,
             }
         };
+        // The kernel refuses a table larger than the limit.
         let size = limit.min(MAX_SLOTS as u64) as u32;
         if size == 0 {
-            return Err(io::Error::other("RLIMIT_NOFILE leaves no room for a table"));
+            return Err("RLIMIT_NOFILE leaves no room for a table".into());
         }
-        ring.submitter().register_files_sparse(size)?;
         Ok(FileTable {
-            fds: (0..size).map(|_| Cell::new(-1)).collect(),
-            slots: (0..size).map(|_| Cell::new(Slot::Free)).collect(),
-            // Popped from the back: low slots first.
-            free: RefCell::new((0..size).rev().collect()),
+            size,
+            slots: OnceCell::new(),
+            refused: Cell::new(false),
             in_flight: Cell::new(0),
         })
     }
 
-    /// How many slots the table has.
-    pub(crate) fn size(&self) -> usize {
-        self.slots.len()
+    /// How many slots the table gets.
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The registered slots: registers the kernel's table on first use (`None` if the kernel
+    /// refuses it, then and from then on).
+    fn registered(&self, ring: &IoUring) -> io::Result<&Slots> {
+        if let Some(slots) = self.slots.get() {
+            return Ok(slots);
+        }
+        if self.refused.get() {
+            return Err(io::Error::other("refused before"));
+        }
+        if let Err(e) = ring.submitter().register_files_sparse(self.size) {
+            self.refused.set(true);
+            return Err(e);
+        }
+        Ok(self.slots.get_or_init(|| Slots {
+            fds: (0..self.size).map(|_| Cell::new(-1)).collect(),
+            states: (0..self.size).map(|_| Cell::new(Slot::Free)).collect(),
+            // Popped from the back: low slots first.
+            free: RefCell::new((0..self.size).rev().collect()),
+        }))
+    }
+
+    /// Registers the kernel's table now (for the doctor): the error says why it refused.
+    pub(crate) fn register_now(&self, ring: &IoUring) -> io::Result<()> {
+        self.registered(ring).map(|_| ())
     }
 
     /// How the next SQE of the socket `fd`, whose slot is `slot`, names it, counting the
     /// operation; at the socket's [`REGISTER_AFTER`]th operation (while a slot is free), the
-    /// install goes to `push` first.
+    /// install goes to `push` first. `ring` is the table's ring.
     #[inline]
     pub(crate) fn name(
         &self,
         fd: RawFd,
         slot: &SocketSlot,
+        ring: &IoUring,
         push: impl FnOnce(squeue::Entry),
     ) -> File {
         let v = slot.0.load(Ordering::Relaxed);
         if v & HAS_SLOT != 0 {
             let index = v & !HAS_SLOT;
-            return match self.slots.get(index as usize).map(Cell::get) {
+            // A socket holds a slot only once the table is registered.
+            let state = self.slots.get().and_then(|s| s.states.get(index as usize));
+            return match state.map(Cell::get) {
                 Some(Slot::Installed) => File::Fixed(index),
                 _ => File::Fd(fd),
             };
         }
         if v + 1 < REGISTER_AFTER {
             slot.0.store(v + 1, Ordering::Relaxed);
-        } else if let Some(install) = self.install(fd, slot) {
+        } else if let Some(install) = self.install(fd, slot, ring) {
             push(install);
         }
         File::Fd(fd)
@@ -176,13 +209,14 @@ impl FileTable {
     /// Gives the socket `fd` a free slot, if there is one (if not, it asks again at its next
     /// operation): the SQE that installs it there.
     #[cold]
-    fn install(&self, fd: RawFd, slot: &SocketSlot) -> Option<squeue::Entry> {
-        let index = self.free.borrow_mut().pop()?;
-        self.fds[index as usize].set(fd);
-        self.slots[index as usize].set(Slot::Installing);
+    fn install(&self, fd: RawFd, slot: &SocketSlot, ring: &IoUring) -> Option<squeue::Entry> {
+        let slots = self.registered(ring).ok()?;
+        let index = slots.free.borrow_mut().pop()?;
+        slots.fds[index as usize].set(fd);
+        slots.states[index as usize].set(Slot::Installing);
         slot.0.store(HAS_SLOT | index, Ordering::Relaxed);
         self.in_flight.set(self.in_flight.get() + 1);
-        let install = opcode::FilesUpdate::new(self.fds[index as usize].as_ptr(), 1)
+        let install = opcode::FilesUpdate::new(slots.fds[index as usize].as_ptr(), 1)
             .offset(index as i32)
             .build()
             .user_data(
@@ -197,8 +231,12 @@ impl FileTable {
 
     /// The socket holding slot `index` was dropped: the SQE that empties the slot, to push
     /// behind every SQE that names it.
+    ///
+    /// # Panics
+    /// If no socket was given slot `index` (the table is not registered).
     pub(crate) fn empty(&self, index: u32) -> squeue::Entry {
-        self.slots[index as usize].set(Slot::Emptying);
+        let slots = self.slots.get().expect("a slot given out");
+        slots.states[index as usize].set(Slot::Emptying);
         self.in_flight.set(self.in_flight.get() + 1);
         opcode::FilesUpdate::new(&EMPTY, 1)
             .offset(index as i32)
@@ -216,7 +254,10 @@ impl FileTable {
     /// installed a socket's file.
     pub(crate) fn completed(&self, index: u32, install: bool, result: i32) -> bool {
         self.in_flight.set(self.in_flight.get() - 1);
-        let slot = &self.slots[index as usize];
+        let Some(slots) = self.slots.get() else {
+            return false; // not ours: only registered slots are updated
+        };
+        let slot = &slots.states[index as usize];
         match (install, slot.get()) {
             // The one fd was installed.
             (true, Slot::Installing) if result == 1 => slot.set(Slot::Installed),
@@ -226,9 +267,9 @@ impl FileTable {
             // An emptying allocates nothing on the kernels that get a table (6.13+), so it does
             // not fail; were it to, the slot's next install would replace the file it left.
             (false, _) => {
-                self.fds[index as usize].set(-1);
+                slots.fds[index as usize].set(-1);
                 slot.set(Slot::Free);
-                self.free.borrow_mut().push(index);
+                slots.free.borrow_mut().push(index);
             }
         }
         install && result == 1
@@ -244,11 +285,18 @@ impl FileTable {
 mod tests {
     use std::os::fd::AsRawFd;
 
-    use io_uring::IoUring;
+    use io_uring::{IoUring, Probe};
 
     use super::{FileTable, SocketSlot, REGISTER_AFTER};
     use crate::sqe::File;
     use crate::user_data::UserData;
+
+    /// The opcodes `ring`'s kernel has.
+    fn probe(ring: &IoUring) -> Probe {
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe).expect("probe");
+        probe
+    }
 
     /// Submits `entry` and hands its CQE to the table; whether it installed a file.
     fn run(ring: &mut IoUring, table: &FileTable, entry: io_uring::squeue::Entry) -> bool {
@@ -264,26 +312,28 @@ mod tests {
 
     /// How `table` names the socket `fd`, and the install it pushes, if any.
     fn name(
+        ring: &IoUring,
         table: &FileTable,
         fd: i32,
         slot: &SocketSlot,
     ) -> (File, Option<io_uring::squeue::Entry>) {
         let mut install = None;
-        let file = table.name(fd, slot, |entry| install = Some(entry));
+        let file = table.name(fd, slot, ring, |entry| install = Some(entry));
         (file, install)
     }
 
     /// Names a socket `REGISTER_AFTER` times: by fd each time, with the install on the last.
     fn name_until_install(
+        ring: &IoUring,
         table: &FileTable,
         fd: i32,
         slot: &SocketSlot,
     ) -> io_uring::squeue::Entry {
         for _ in 1..REGISTER_AFTER {
-            let (file, install) = name(table, fd, slot);
+            let (file, install) = name(ring, table, fd, slot);
             assert!(file == File::Fd(fd) && install.is_none(), "{file:?}");
         }
-        let (file, install) = name(table, fd, slot);
+        let (file, install) = name(ring, table, fd, slot);
         assert_eq!(
             file,
             File::Fd(fd),
@@ -301,22 +351,22 @@ mod tests {
             Ok(ring) => ring,
             Err(e) => return eprintln!("skipped: this kernel refuses io_uring: {e}"),
         };
-        let table = match FileTable::register(&ring) {
+        let table = match FileTable::for_ring(&ring, &probe(&ring)) {
             Ok(table) => table,
-            Err(e) => return eprintln!("skipped: no sparse file table here: {e}"),
+            Err(e) => return eprintln!("skipped: no file table here: {e}"),
         };
         // An fd number nothing has open: the kernel refuses to install it.
         let (closed, mut refused) = (1 << 20, SocketSlot::default());
-        let install = name_until_install(&table, closed, &refused);
+        let install = name_until_install(&ring, &table, closed, &refused);
         assert!(!run(&mut ring, &table, install), "installed a closed fd");
-        let (file, install) = name(&table, closed, &refused);
+        let (file, install) = name(&ring, &table, closed, &refused);
         assert!(file == File::Fd(closed) && install.is_none(), "{file:?}");
 
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let (fd, mut installed) = (socket.as_raw_fd(), SocketSlot::default());
-        let install = name_until_install(&table, fd, &installed);
+        let install = name_until_install(&ring, &table, fd, &installed);
         assert!(run(&mut ring, &table, install), "the install failed");
-        let File::Fixed(index) = name(&table, fd, &installed).0 else {
+        let File::Fixed(index) = name(&ring, &table, fd, &installed).0 else {
             panic!("not named by its slot after its install");
         };
         assert_ne!(Some(index), refused.take(), "two sockets share a slot");
@@ -325,14 +375,17 @@ mod tests {
         let refused_index = index - 1;
         let emptying = table.empty(refused_index);
         let next = SocketSlot::default();
-        let install = name_until_install(&table, fd, &next);
+        let install = name_until_install(&ring, &table, fd, &next);
         assert!(run(&mut ring, &table, install));
-        assert_ne!(name(&table, fd, &next).0, File::Fixed(refused_index));
+        assert_ne!(name(&ring, &table, fd, &next).0, File::Fixed(refused_index));
         run(&mut ring, &table, emptying);
         let after = SocketSlot::default();
-        let install = name_until_install(&table, fd, &after);
+        let install = name_until_install(&ring, &table, fd, &after);
         assert!(run(&mut ring, &table, install));
-        assert_eq!(name(&table, fd, &after).0, File::Fixed(refused_index));
+        assert_eq!(
+            name(&ring, &table, fd, &after).0,
+            File::Fixed(refused_index)
+        );
         assert!(installed.take().is_some());
     }
 }

@@ -252,7 +252,13 @@ fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
 }
 
 fn direct_descriptors(report: &mut UringReport, ring: &IoUring, opcodes: &io_uring::Probe) {
-    let (ok, detail) = match FileTable::for_ring(ring, opcodes) {
+    let table = FileTable::for_ring(ring, opcodes).and_then(|table| {
+        table
+            .register_now(ring)
+            .map(|()| table)
+            .map_err(|e| format!("the kernel refused a sparse file table: {e}"))
+    });
+    let (ok, detail) = match table {
         Ok(table) => (
             true,
             format!(

@@ -141,8 +141,8 @@ impl RingDriver {
             true => match FileTable::for_ring(&built.ring, &built.opcodes) {
                 Ok(files) => {
                     description += &format!(
-                        "; direct descriptors ({} slots, from a socket's {REGISTER_AFTER}th \
-                         operation)",
+                        "; direct descriptors (up to {} slots, from a socket's \
+                         {REGISTER_AFTER}th operation)",
                         files.size()
                     );
                     Some(files)

@@ -284,7 +284,7 @@ impl Ring {
         may_zero_copy: impl FnOnce() -> bool,
     ) -> usize {
         let file = match &self.files {
-            Some(files) => files.name(fd, slot, |install| self.push(install)),
+            Some(files) => files.name(fd, slot, &self.ring, |install| self.push(install)),
             None => sqe::File::Fd(fd),
         };
         let (entry, zero_copy) = sqe::build_tracked(file, code, self.zero_copy, may_zero_copy);
