@@ -72,9 +72,8 @@ pub(crate) struct FileTable {
     /// How many slots it gets.
     size: u32,
     /// Registered with the kernel when the first socket needs a slot (a ring whose sockets are
-    /// all short-lived never has one); `None` until then, and for good if the kernel refused.
-    slots: OnceCell<Slots>,
-    refused: Cell<bool>,
+    /// all short-lived never has one): unset until then; `None` for good if the kernel refused.
+    slots: OnceCell<Option<Slots>>,
     /// Installs and emptyings pushed whose CQE has not come yet.
     in_flight: Cell<usize>,
 }
@@ -98,6 +97,19 @@ pub(crate) struct SocketSlot(AtomicU32);
 
 /// In a [`SocketSlot`]: the low bits are a slot.
 const HAS_SLOT: u32 = 1 << 31;
+
+impl Slots {
+    /// Registers a sparse table of `size` slots on `ring`, all free.
+    fn register(ring: &IoUring, size: u32) -> io::Result<Self> {
+        ring.submitter().register_files_sparse(size)?;
+        Ok(Slots {
+            fds: (0..size).map(|_| Cell::new(-1)).collect(),
+            states: (0..size).map(|_| Cell::new(Slot::Free)).collect(),
+            // Popped from the back: low slots first.
+            free: RefCell::new((0..size).rev().collect()),
+        })
+    }
+}
 
 impl SocketSlot {
     /// The socket is dropped: its slot, if it has one.
@@ -141,7 +153,6 @@ impl FileTable {
         Ok(FileTable {
             size,
             slots: OnceCell::new(),
-            refused: Cell::new(false),
             in_flight: Cell::new(0),
         })
     }
@@ -151,30 +162,24 @@ impl FileTable {
         self.size
     }
 
-    /// The registered slots: registers the kernel's table on first use (`None` if the kernel
-    /// refuses it, then and from then on).
-    fn registered(&self, ring: &IoUring) -> io::Result<&Slots> {
-        if let Some(slots) = self.slots.get() {
-            return Ok(slots);
-        }
-        if self.refused.get() {
-            return Err(io::Error::other("refused before"));
-        }
-        if let Err(e) = ring.submitter().register_files_sparse(self.size) {
-            self.refused.set(true);
-            return Err(e);
-        }
-        Ok(self.slots.get_or_init(|| Slots {
-            fds: (0..self.size).map(|_| Cell::new(-1)).collect(),
-            states: (0..self.size).map(|_| Cell::new(Slot::Free)).collect(),
-            // Popped from the back: low slots first.
-            free: RefCell::new((0..self.size).rev().collect()),
-        }))
+    /// The registered slots, registering the kernel's table on first use (`None` if the
+    /// kernel refused it, then and from then on).
+    fn registered(&self, ring: &IoUring) -> Option<&Slots> {
+        let slots = self
+            .slots
+            .get_or_init(|| Slots::register(ring, self.size).ok());
+        slots.as_ref()
     }
 
-    /// Registers the kernel's table now (for the doctor): the error says why it refused.
-    pub(crate) fn register_now(&self, ring: &IoUring) -> io::Result<()> {
-        self.registered(ring).map(|_| ())
+    /// The slots given out, if the table is registered.
+    fn given(&self) -> Option<&Slots> {
+        self.slots.get().and_then(Option::as_ref)
+    }
+
+    /// Registers a table of this size on `ring` (for the doctor): the error says why the
+    /// kernel refused.
+    pub(crate) fn try_register(&self, ring: &IoUring) -> io::Result<()> {
+        Slots::register(ring, self.size).map(drop)
     }
 
     /// How the next SQE of the socket `fd`, whose slot is `slot`, names it, counting the
@@ -192,7 +197,7 @@ impl FileTable {
         if v & HAS_SLOT != 0 {
             let index = v & !HAS_SLOT;
             // A socket holds a slot only once the table is registered.
-            let state = self.slots.get().and_then(|s| s.states.get(index as usize));
+            let state = self.given().and_then(|s| s.states.get(index as usize));
             return match state.map(Cell::get) {
                 Some(Slot::Installed) => File::Fixed(index),
                 _ => File::Fd(fd),
@@ -210,7 +215,7 @@ impl FileTable {
     /// operation): the SQE that installs it there.
     #[cold]
     fn install(&self, fd: RawFd, slot: &SocketSlot, ring: &IoUring) -> Option<squeue::Entry> {
-        let slots = self.registered(ring).ok()?;
+        let slots = self.registered(ring)?;
         let index = slots.free.borrow_mut().pop()?;
         slots.fds[index as usize].set(fd);
         slots.states[index as usize].set(Slot::Installing);
@@ -235,7 +240,7 @@ impl FileTable {
     /// # Panics
     /// If no socket was given slot `index` (the table is not registered).
     pub(crate) fn empty(&self, index: u32) -> squeue::Entry {
-        let slots = self.slots.get().expect("a slot given out");
+        let slots = self.given().expect("a slot given out");
         slots.states[index as usize].set(Slot::Emptying);
         self.in_flight.set(self.in_flight.get() + 1);
         opcode::FilesUpdate::new(&EMPTY, 1)
@@ -254,7 +259,7 @@ impl FileTable {
     /// installed a socket's file.
     pub(crate) fn completed(&self, index: u32, install: bool, result: i32) -> bool {
         self.in_flight.set(self.in_flight.get() - 1);
-        let Some(slots) = self.slots.get() else {
+        let Some(slots) = self.given() else {
             return false; // not ours: only registered slots are updated
         };
         let slot = &slots.states[index as usize];

@@ -254,7 +254,7 @@ fn registered_ring_fd(report: &mut UringReport, ring: &IoUring) {
 fn direct_descriptors(report: &mut UringReport, ring: &IoUring, opcodes: &io_uring::Probe) {
     let table = FileTable::for_ring(ring, opcodes).and_then(|table| {
         table
-            .register_now(ring)
+            .try_register(ring)
             .map(|()| table)
             .map_err(|e| format!("the kernel refused a sparse file table: {e}"))
     });

@@ -234,8 +234,9 @@ impl Ring {
             // SAFETY: every pointer in an SQE pushed here points into memory kept alive until
             // its CQE: the operation's own memory (the `OpCode` invariant, then the op table or
             // a handoff cell after the future drops), the ring's wake buffer (its invariant), or
-            // the file table's fd for a slot's update (`FileTable::fds`' invariant; the table
-            // lives as long as the ring, and shutting down waits for updates in flight).
+            // the file table's fd for a slot's install (`Slots::fds`' invariant; the table
+            // lives as long as the ring, and shutting down waits for updates in flight) or the
+            // constant an emptying reads.
             if unsafe { sq.push(entry) }.is_ok() {
                 self.with_metrics(|m| m.sqes_submitted.add_local(1));
                 return true;
