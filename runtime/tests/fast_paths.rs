@@ -50,6 +50,14 @@ fn reason(builder: Builder) -> String {
     })
 }
 
+/// `builder` with the fast path `path` switched on or off.
+fn switched(builder: &Builder, path: &str, on: bool) -> Builder {
+    builder
+        .clone()
+        .uring_fast_path(path, on)
+        .expect("a known path")
+}
+
 fn uring() -> Option<Builder> {
     match common::backends().contains(&Backend::Uring) {
         true => Some(Builder::new().backend(Backend::Uring)),
@@ -168,10 +176,7 @@ async fn read_and_check(s: TcpStream, stream: usize, len: usize) {
 /// with the path on, or `None` where the kernel refused it (the reason says "no {granted}").
 fn check_opt_in(path: &str, granted: &str, taken: fn(&MetricsSnapshot) -> u64) -> Option<Builder> {
     let uring = uring()?;
-    let on = uring
-        .clone()
-        .uring_fast_path(path, true)
-        .expect("a known path");
+    let on = switched(&uring, path, true);
     let (reason, counted) = stream_concurrently(on.clone());
     if reason.contains(&format!("no {granted}")) {
         eprintln!("skipped: {reason}");
@@ -234,9 +239,7 @@ fn large_writes_go_zero_copy_and_arrive_whole() {
 fn a_zero_copy_write_dropped_in_flight_keeps_its_buffer_until_the_notification() {
     const CHUNK: usize = 64 << 10;
     let Some(uring) = uring() else { return };
-    let builder = uring
-        .uring_fast_path("zero-copy-send", true)
-        .expect("a known path");
+    let builder = switched(&uring, "zero-copy-send", true);
     builder.reactors(1).pool_threads(1).block_on(async {
         if !runtime::running_backend()
             .expect("backend")
@@ -297,9 +300,7 @@ fn under_load_reads_receive_late_and_every_reply_comes_back_whole() {
     eprintln!("late receives on: {counted}");
     assert!(counted.late_receives > 0, "no read was late: {counted:?}");
 
-    let off = uring
-        .uring_fast_path("late-receive", false)
-        .expect("a known path");
+    let off = switched(&uring, "late-receive", false);
     let (reason, counted) = echoes_at_once(off);
     assert!(!reason.contains("late receives"), "{reason}");
     assert_eq!(counted.late_receives, 0, "{counted:?}");
@@ -332,9 +333,7 @@ fn sockets_named_by_slot_reach_only_their_own_peer_and_close_when_dropped() {
         "sockets given a slot: {counted:?}"
     );
 
-    let off = uring
-        .uring_fast_path("direct-descriptors", false)
-        .expect("a known path");
+    let off = switched(&uring, "direct-descriptors", false);
     let (reason, counted) = waves(off);
     assert!(!reason.contains("direct descriptors"), "{reason}");
     assert_eq!(counted.direct_descriptors, 0, "{counted:?}");
